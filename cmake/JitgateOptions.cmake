@@ -3,6 +3,7 @@ option(JITGATE_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSaniti
 option(JITGATE_FUZZ "Build libFuzzer targets (requires clang)" OFF)
 option(JITGATE_BUILD_BENCH "Build the benchmark programs in bench/" ON)
 option(JITGATE_WERROR "Treat warnings as errors" OFF)
+option(JITGATE_BUILD_TESTS "Build unit tests and fuzz corpus replays" ON)
 
 set(JITGATE_WARNINGS -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wcast-align
     -Wunused -Woverloaded-virtual -Wformat=2 -Wimplicit-fallthrough)
@@ -31,6 +32,9 @@ endif()
 
 # jitgate_add_test(NAME SOURCES... LIBS ...): a GoogleTest binary registered with ctest.
 function(jitgate_add_test name)
+  if(NOT JITGATE_BUILD_TESTS)
+    return()
+  endif()
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} jitgate_testing GTest::gtest GTest::gmock GTest::gtest_main)
@@ -43,6 +47,9 @@ endfunction()
 # otherwise it links a stub main() that runs every corpus file once, and ctest
 # replays the corpus (sudo's fuzzstub.c model).
 function(jitgate_add_fuzzer name)
+  if(NOT JITGATE_BUILD_TESTS AND NOT JITGATE_FUZZ)
+    return()
+  endif()
   cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${F_SOURCES})
   target_link_libraries(${name} PRIVATE ${F_LIBS})

@@ -144,7 +144,8 @@ void ByteWriter::PutU8Prefixed(ByteSpan b) {
 }
 
 void ByteWriter::PatchU32(size_t offset, uint32_t v) {
-  if (offset + 4 <= buf_.size()) StoreU32BE(buf_.data() + offset, v);
+  // Written so that a huge offset cannot wrap around the bounds check.
+  if (offset <= buf_.size() && buf_.size() - offset >= 4) StoreU32BE(buf_.data() + offset, v);
 }
 
 std::string HexEncode(ByteSpan b) {

@@ -1,0 +1,45 @@
+// jitgate: the command line for requesters, approvers, auditors and operators.
+#include <boost/program_options/errors.hpp>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/log_commands.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: jitgate COMMAND [options]\n"
+    "commands:\n"
+    "  log ...      the signed store: keygen, init, annotate, checkpoint, entry, prove\n"
+    "  verify       verify a whole store (and that it extends a saved checkpoint)\n"
+    "Run 'jitgate COMMAND --help' for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  // Boost.Program_options reports bad options by exception; they stop here.
+  try {
+    if (args[0] == "log") return jitgate::cli::RunLog(rest);
+    if (args[0] == "verify") return jitgate::cli::RunVerify(rest);
+    if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "jitgate: unknown command '" << args[0] << "'\n" << kUsage;
+    return 2;
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "jitgate: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "jitgate: " << e.what() << "\n";
+    return 1;
+  }
+}
