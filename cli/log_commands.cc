@@ -66,6 +66,12 @@ int Fail(const Status& s) {
   return 1;
 }
 
+// A usage error (bad or conflicting options): exit code 2, as for unknown options.
+int UsageError(const std::string& message) {
+  std::cerr << "jitgate: " << message << "\n";
+  return 2;
+}
+
 Status WriteStdout(ByteSpan data) {
   size_t off = 0;
   while (off < data.size()) {
@@ -249,7 +255,7 @@ int Prove(const std::vector<std::string>& args) {
     return 0;
   }
   if (vm.count("index") == vm.count("from")) {
-    return Fail(InvalidArgumentError("give exactly one of --index and --from"));
+    return UsageError("give exactly one of --index and --from");
   }
   StatusOr<std::unique_ptr<store::StoreReader>> r = store::StoreReader::Open(dir);
   if (!r.ok()) return Fail(r.status());

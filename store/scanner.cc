@@ -105,6 +105,7 @@ StatusOr<bool> SegmentScanner::Next(ScannedRecord* rec) {
   }
   end_ = SegmentEnd::kCorrupt;
   reason_ = why;
+  if (have >= kRecordHeaderSize) type_hint_ = buf_[pos_ + 8];
   return false;
 }
 

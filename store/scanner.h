@@ -45,6 +45,9 @@ class SegmentScanner {
   uint64_t valid_length() const { return valid_length_; }
   // For kCorrupt: what is wrong, e.g. "checksum mismatch".
   const std::string& reason() const { return reason_; }
+  // For kCorrupt: the damaged record's type byte, as a hint for messages
+  // only (it is covered by the failed checksum, so it may itself be wrong).
+  int type_hint() const { return type_hint_; }
 
  private:
   // Ensures at least want bytes are buffered from the current position, or
@@ -63,6 +66,7 @@ class SegmentScanner {
   SegmentEnd end_ = SegmentEnd::kClean;
   std::string reason_;
   bool done_ = false;
+  int type_hint_ = -1;
 };
 
 }  // namespace jitgate::store

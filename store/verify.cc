@@ -254,9 +254,15 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
     }
     rep.bytes += *fsize;
     if (scanner.end() == SegmentEnd::kCorrupt) {
-      return fail(DataLossError(Where(seg.number, scanner.valid_length()) + " (entry " +
-                                std::to_string(count) + " or the record after it): " +
-                                scanner.reason()));
+      std::string where = Where(seg.number, scanner.valid_length());
+      std::string what =
+          scanner.type_hint() == int(RecordType::kCheckpoint)
+              ? "the checkpoint record of size " + std::to_string(count) + " (" + where + ")"
+          : scanner.type_hint() == int(RecordType::kEntry)
+              ? "entry " + std::to_string(count) + " (" + where + ")"
+              : "the record at " + where + " (entry " + std::to_string(count) +
+                    " or a checkpoint)";
+      return fail(DataLossError(what + ": damaged record: " + scanner.reason()));
     }
     if (last) {
       if (scanner.end() == SegmentEnd::kTorn) {
