@@ -12,6 +12,16 @@ namespace jitgate::crypto {
 
 namespace {
 
+// RAII for the OpenSSL handles used here (house style: no naked frees).
+struct EvpPkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct EvpMdCtxDeleter {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
+using UniqueEvpPkey = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
+using UniqueEvpMdCtx = std::unique_ptr<EVP_MD_CTX, EvpMdCtxDeleter>;
+
 // Reused per-thread digest context; EVP_MD_CTX_new per hash costs more than
 // hashing a 65-byte node.
 EVP_MD_CTX* ThreadCtx() {
@@ -130,14 +140,16 @@ StatusOr<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(ByteSpan seed) {
 }
 
 StatusOr<Ed25519Signature> Ed25519PrivateKey::Sign(ByteSpan message) const {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (impl_ == nullptr || impl_->pkey == nullptr) {
+    return FailedPreconditionError("Ed25519 key is empty (moved from)");
+  }
+  UniqueEvpMdCtx ctx(EVP_MD_CTX_new());
   if (ctx == nullptr) return ResourceExhaustedError("out of memory");
   Ed25519Signature sig{};
   size_t sig_len = sig.size();
-  bool ok = EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, impl_->pkey) == 1 &&
-            EVP_DigestSign(ctx, sig.data(), &sig_len, message.data(), message.size()) == 1 &&
+  bool ok = EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, impl_->pkey) == 1 &&
+            EVP_DigestSign(ctx.get(), sig.data(), &sig_len, message.data(), message.size()) == 1 &&
             sig_len == sig.size();
-  EVP_MD_CTX_free(ctx);
   if (!ok) return InternalError("Ed25519 signing failed");
   return sig;
 }
@@ -146,17 +158,14 @@ bool Ed25519Verify(ByteSpan public_key, ByteSpan message, ByteSpan signature) {
   if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
     return false;
   }
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
-                                               public_key.size());
+  UniqueEvpPkey pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
+                                                 public_key.size()));
   if (pkey == nullptr) return false;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx != nullptr &&
-            EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pkey) == 1 &&
-            EVP_DigestVerify(ctx, signature.data(), signature.size(), message.data(),
-                             message.size()) == 1;
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(pkey);
-  return ok;
+  UniqueEvpMdCtx ctx(EVP_MD_CTX_new());
+  return ctx != nullptr &&
+         EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
+         EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                          message.size()) == 1;
 }
 
 std::string Base64Encode(ByteSpan data) {
