@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -226,7 +227,10 @@ int Main(int argc, char** argv) {
   double bodies = double(entries) * kChunk;
   double mibps = bodies / best / (1 << 20);
   double ratio = mibps / sha_mibps;
-  double rss_mb = double(ru.ru_maxrss) * 1024 / 1e6;
+  // ru_maxrss is the figure asked for; the child's own VmHWM is printed
+  // beside it, and the larger of the two is judged.
+  int64_t peak_kib = std::max<int64_t>(ru.ru_maxrss, last.hwm_after_kib);
+  double rss_mb = double(peak_kib) * 1024 / 1e6;
   std::printf("result\n");
   std::printf("  verify         best %.3f s, median %.3f s over %d runs\n", best, Median(times),
               runs);
@@ -234,8 +238,10 @@ int Main(int argc, char** argv) {
               double(last.bytes) / best / (1 << 20));
   std::printf("  ratio = %.3f (target >= %.1f): %s\n", ratio, kTarget,
               ratio >= kTarget ? "PASS" : "FAIL");
-  std::printf("  peak RSS       %.1f MB (wait4 ru_maxrss %ld KiB) (target < %.0f MB): %s\n",
-              rss_mb, ru.ru_maxrss, kRssLimitMB, rss_mb < kRssLimitMB ? "PASS" : "FAIL");
+  std::printf("  peak RSS       %.1f MB (wait4 ru_maxrss %ld KiB, child VmHWM %lld KiB) "
+              "(target < %.0f MB): %s\n",
+              rss_mb, ru.ru_maxrss, (long long)last.hwm_after_kib, kRssLimitMB,
+              rss_mb < kRssLimitMB ? "PASS" : "FAIL");
   std::printf("\nload average at end %s\n", LoadAverage().c_str());
   return 0;
 }

@@ -65,6 +65,31 @@ StatusOr<Bytes> EncodeEntry(uint8_t type, int64_t time_unix_nanos, ByteSpan body
   return w.Release();
 }
 
+StatusOr<Bytes> EncodeEntryRecord(uint8_t type, int64_t time_unix_nanos, ByteSpan body,
+                                  ByteSpan* leaf_data) {
+  if (!ValidEntryType(type)) {
+    return InvalidArgumentError("entry type " + std::to_string(type) + " is not allowed");
+  }
+  if (body.size() > kMaxEntryBody) {
+    return InvalidArgumentError("entry body of " + std::to_string(body.size()) +
+                                " bytes exceeds the limit of " + std::to_string(kMaxEntryBody) +
+                                " (split large data into chunks)");
+  }
+  const size_t entry_size = kEntryHeaderSize + body.size();
+  Bytes rec(kRecordHeaderSize + entry_size);
+  uint8_t* p = rec.data();
+  StoreU32BE(p + 4, uint32_t(entry_size));
+  p[8] = uint8_t(RecordType::kEntry);
+  uint8_t* e = p + kRecordHeaderSize;
+  e[0] = kEntryVersion;
+  e[1] = type;
+  StoreU64BE(e + 2, uint64_t(time_unix_nanos));
+  if (!body.empty()) std::memcpy(e + kEntryHeaderSize, body.data(), body.size());
+  StoreU32BE(p, crypto::Crc32c(ByteSpan(p + 4, 5 + entry_size)));
+  *leaf_data = ByteSpan(e, entry_size);
+  return rec;
+}
+
 StatusOr<Entry> ParseEntry(ByteSpan data) {
   if (data.size() > kMaxEntrySize) {
     return InvalidArgumentError("entry of " + std::to_string(data.size()) +

@@ -47,6 +47,10 @@ struct Entry {
 // Encodes an entry. InvalidArgument if the body is too large or the type is 0
 // or reserved.
 StatusOr<Bytes> EncodeEntry(uint8_t type, int64_t time_unix_nanos, ByteSpan body);
+// Encodes an entry directly as a framed ENTRY record (one copy of the body)
+// and returns the record; *leaf_data is set to the entry's bytes within it.
+StatusOr<Bytes> EncodeEntryRecord(uint8_t type, int64_t time_unix_nanos, ByteSpan body,
+                                  ByteSpan* leaf_data);
 // Parses an entry strictly (version 1, type not 0 or reserved, size limit).
 StatusOr<Entry> ParseEntry(ByteSpan data);
 // "audit", "transcript", "annotation", "private-N" or "reserved-N".

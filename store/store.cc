@@ -294,11 +294,9 @@ StatusOr<uint64_t> Store::AppendAsync(uint8_t type, ByteSpan body) {
   // Encoding, leaf hashing and framing happen in the caller's thread, so
   // concurrent appenders hash in parallel; the critical section below only
   // sequences the entry and extends the compact range.
-  ASSIGN_OR_RETURN(Bytes entry, EncodeEntry(type, clock_->NowUnixNanos(), body));
+  ByteSpan entry;
+  ASSIGN_OR_RETURN(Bytes record, EncodeEntryRecord(type, clock_->NowUnixNanos(), body, &entry));
   merkle::Hash leaf = merkle::HashLeaf(entry);
-  Bytes record;
-  record.reserve(kRecordHeaderSize + entry.size());
-  AppendRecord(RecordType::kEntry, entry, &record);
 
   std::unique_lock<std::mutex> l(mu_);
   space_cv_.wait(l, [&] {
@@ -412,8 +410,12 @@ void Store::SyncLoop() {
       }
     }
     if (pending_.empty() && closing_) break;
-    Bytes batch;
-    Bytes nodes;
+    // Swap in the spare buffers, which keep their capacity from earlier
+    // batches: no regrowth copies or fresh page faults per batch.
+    Bytes batch = std::move(spare_batch_);
+    Bytes nodes = std::move(spare_nodes_);
+    batch.clear();
+    nodes.clear();
     batch.swap(pending_);
     nodes.swap(pending_nodes_);
     uint64_t batch_end = range_.size();
@@ -438,6 +440,8 @@ void Store::SyncLoop() {
     }
 
     l.lock();
+    spare_batch_ = std::move(batch);
+    spare_nodes_ = std::move(nodes);
     if (!s.ok()) {
       bg_error_ = s.WithContext("store write failed; no further appends are accepted");
       break;

@@ -126,6 +126,8 @@ class Store {
   merkle::CompactRange range_;        // GUARDED_BY(mu_): all sequenced entries
   Bytes pending_;                     // GUARDED_BY(mu_): records not yet written
   Bytes pending_nodes_;               // GUARDED_BY(mu_)
+  Bytes spare_batch_;                 // GUARDED_BY(mu_): emptied buffers kept for reuse
+  Bytes spare_nodes_;                 // GUARDED_BY(mu_)
   uint64_t durable_size_ = 0;         // GUARDED_BY(mu_)
   uint64_t checkpoint_size_ = 0;      // GUARDED_BY(mu_): size of the last sequenced checkpoint
   uint64_t durable_checkpoint_size_ = 0;  // GUARDED_BY(mu_)

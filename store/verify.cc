@@ -182,14 +182,16 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
         first = false;
         continue;  // the header, checked by ListSegments
       }
-      std::string where = Where(seg.number, rec.offset);
+      // Built only when a check fails: formatting per record would cost
+      // more than the checks themselves.
+      auto where = [&seg, offset = rec.offset] { return Where(seg.number, offset); };
       if (rec.type == RecordType::kHeader) {
-        return fail(DataLossError(where + ": unexpected segment header"));
+        return fail(DataLossError(where() + ": unexpected segment header"));
       }
       if (rec.type == RecordType::kEntry) {
         StatusOr<Entry> e = ParseEntry(rec.payload);
         if (!e.ok()) {
-          return fail(DataLossError("entry " + std::to_string(count) + " (" + where + "): " +
+          return fail(DataLossError("entry " + std::to_string(count) + " (" + where() + "): " +
                                     e.status().message()));
         }
         merkle::Hash leaf = merkle::HashLeaf(rec.payload);
@@ -210,7 +212,7 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
           if (stored != h) {
             if (level == 0) {
               node_error = DataLossError(
-                  "entry " + std::to_string(index) + " (" + where +
+                  "entry " + std::to_string(index) + " (" + where() +
                   "): its leaf hash differs from the one recorded in the tree index; the entry "
                   "or the index was altered");
             } else {
@@ -228,7 +230,7 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
       }
       // A checkpoint.
       const uint64_t cp_number = rep.checkpoints + 1;
-      std::string what = "checkpoint " + std::to_string(cp_number) + " (" + where + ")";
+      std::string what = "checkpoint " + std::to_string(cp_number) + " (" + where() + ")";
       StatusOr<note::Checkpoint> cp =
           note::OpenCheckpoint(AsChars(rec.payload), key, origin);
       if (!cp.ok()) {
@@ -255,13 +257,12 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
     rep.bytes += *fsize;
     if (scanner.end() == SegmentEnd::kCorrupt) {
       std::string where = Where(seg.number, scanner.valid_length());
+      // The type byte is only a hint (the checksum covering it failed).
       std::string what =
-          scanner.type_hint() == int(RecordType::kCheckpoint)
-              ? "the checkpoint record of size " + std::to_string(count) + " (" + where + ")"
-          : scanner.type_hint() == int(RecordType::kEntry)
+          scanner.type_hint() == int(RecordType::kEntry)
               ? "entry " + std::to_string(count) + " (" + where + ")"
               : "the record at " + where + " (entry " + std::to_string(count) +
-                    " or a checkpoint)";
+                    ", or the checkpoint of size " + std::to_string(count) + ")";
       return fail(DataLossError(what + ": damaged record: " + scanner.reason()));
     }
     if (last) {

@@ -34,6 +34,8 @@ class ByteReader {
   ByteReader() = default;
   explicit ByteReader(ByteSpan data) : data_(data) {}
   explicit ByteReader(std::string_view data) : data_(AsBytes(data)) {}
+  // A reader over a temporary string would dangle at the end of the statement.
+  explicit ByteReader(std::string&&) = delete;
 
   size_t remaining() const { return data_.size(); }
   bool Empty() const { return data_.empty(); }

@@ -90,7 +90,7 @@ class Env {
   // Takes the exclusive lock on path (created if absent) without blocking;
   // FailedPrecondition if another process holds it.
   virtual StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
-  // Mode bits (permissions) and owner uid of path.
+  // Permission bits of path (st_mode & 07777).
   virtual StatusOr<uint32_t> FileMode(const std::string& path) = 0;
 
   // Helpers built on the primitives above.
