@@ -1,0 +1,210 @@
+// The broker protocol's messages (docs/protocol.md §4): one struct per
+// message, and EncodeMessage / DecodeMessage between them and frames.
+//
+// Decoding is strict and canonical: every field is bounds-checked with
+// ByteReader, strings are capped before allocation and may not contain NUL,
+// enum values and bools must be in range, reserved bits zero, and the body
+// must be consumed exactly. Encoding checks the same invariants first, so a
+// message that encodes also decodes, and decode -> encode reproduces the
+// input byte for byte. All functions are pure and thread-compatible.
+#ifndef JITGATE_CORE_WIRE_MESSAGES_H_
+#define JITGATE_CORE_WIRE_MESSAGES_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/base/bytes.h"
+#include "core/base/status.h"
+#include "core/crypto/crypto.h"
+#include "core/wire/request.h"
+#include "core/wire/wire_format.h"
+
+namespace jitgate::wire {
+
+using ResumeToken = std::array<uint8_t, kResumeTokenSize>;
+
+struct Hello {
+  static constexpr MessageType kType = MessageType::kHello;
+  uint16_t min_version = kProtocolVersion;
+  uint16_t max_version = kProtocolVersion;
+  std::string client;  // "pam_jitgate 0.1.0"
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+struct HelloAck {
+  static constexpr MessageType kType = MessageType::kHelloAck;
+  uint16_t version = kProtocolVersion;
+  std::string server_id;
+  friend bool operator==(const HelloAck&, const HelloAck&) = default;
+};
+
+struct Error {
+  static constexpr MessageType kType = MessageType::kError;
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+  friend bool operator==(const Error&, const Error&) = default;
+};
+
+struct SubmitRequest {
+  static constexpr MessageType kType = MessageType::kSubmitRequest;
+  RequestFields fields;
+  uint32_t timeout_seconds = 0;  // 0 = policy default
+  bool can_prompt = false;       // flags bit 0
+  friend bool operator==(const SubmitRequest&, const SubmitRequest&) = default;
+};
+
+struct NeedReason {
+  static constexpr MessageType kType = MessageType::kNeedReason;
+  bool required = true;
+  std::string prompt;
+  friend bool operator==(const NeedReason&, const NeedReason&) = default;
+};
+
+struct ProvideReason {
+  static constexpr MessageType kType = MessageType::kProvideReason;
+  std::string reason;
+  friend bool operator==(const ProvideReason&, const ProvideReason&) = default;
+};
+
+struct RequestAccepted {
+  static constexpr MessageType kType = MessageType::kRequestAccepted;
+  std::string id;
+  ResumeToken resume_token{};
+  crypto::Sha256Digest digest{};
+  std::string approvers;  // "2 of oncall"
+  uint32_t wait_seconds = 0;
+  friend bool operator==(const RequestAccepted&, const RequestAccepted&) = default;
+};
+
+struct StatusUpdate {
+  static constexpr MessageType kType = MessageType::kStatusUpdate;
+  uint16_t approvals = 0;
+  uint16_t approvals_needed = 0;
+  uint32_t wait_seconds = 0;
+  std::string message;  // "approved by bob (1 of 2)"
+  friend bool operator==(const StatusUpdate&, const StatusUpdate&) = default;
+};
+
+struct Decision {
+  static constexpr MessageType kType = MessageType::kDecision;
+  std::string id;                   // "" only when no request was recorded
+  crypto::Sha256Digest digest{};    // all zero iff id is ""
+  Outcome outcome = Outcome::kError;
+  std::vector<std::string> decided_by;
+  std::string comment;
+  std::string message;              // one line for the user
+  uint64_t valid_until = 0;         // Unix seconds; 0 unless approved
+  friend bool operator==(const Decision&, const Decision&) = default;
+};
+
+struct Resume {
+  static constexpr MessageType kType = MessageType::kResume;
+  std::string id;  // full id
+  ResumeToken resume_token{};
+  friend bool operator==(const Resume&, const Resume&) = default;
+};
+
+struct Cancel {
+  static constexpr MessageType kType = MessageType::kCancel;
+  friend bool operator==(const Cancel&, const Cancel&) = default;
+};
+
+struct ListRequests {
+  static constexpr MessageType kType = MessageType::kListRequests;
+  ListFilter filter = ListFilter::kPending;
+  uint16_t limit = 0;  // 0 = kDefaultListLimit
+  friend bool operator==(const ListRequests&, const ListRequests&) = default;
+};
+
+struct Vote {
+  Verdict verdict = Verdict::kApprove;
+  std::string approver;
+  uint64_t at = 0;  // Unix seconds
+  std::string comment;
+  friend bool operator==(const Vote&, const Vote&) = default;
+};
+
+// What an approver is shown (docs/protocol.md §3.2); also a message.
+struct RequestInfo {
+  static constexpr MessageType kType = MessageType::kRequestInfo;
+  std::string id;
+  RequestFields fields;
+  crypto::Sha256Digest digest{};  // RequestDigest(fields)
+  RequestState state = RequestState::kPending;
+  std::string filed_by;
+  std::string approvers;
+  uint16_t approvals_needed = 0;
+  uint64_t created_at = 0;
+  uint64_t expires_at = 0;
+  std::vector<Vote> votes;
+  friend bool operator==(const RequestInfo&, const RequestInfo&) = default;
+};
+
+struct RequestList {
+  static constexpr MessageType kType = MessageType::kRequestList;
+  bool more = false;
+  std::vector<RequestInfo> items;
+  friend bool operator==(const RequestList&, const RequestList&) = default;
+};
+
+struct GetRequest {
+  static constexpr MessageType kType = MessageType::kGetRequest;
+  std::string id;  // full id or unique prefix
+  friend bool operator==(const GetRequest&, const GetRequest&) = default;
+};
+
+struct Approve {
+  static constexpr MessageType kType = MessageType::kApprove;
+  std::string id;                 // full id or unique prefix
+  crypto::Sha256Digest digest{};  // the digest the approver was shown
+  std::string comment;
+  friend bool operator==(const Approve&, const Approve&) = default;
+};
+
+struct Deny {
+  static constexpr MessageType kType = MessageType::kDeny;
+  std::string id;
+  crypto::Sha256Digest digest{};
+  std::string comment;
+  friend bool operator==(const Deny&, const Deny&) = default;
+};
+
+struct Follow {
+  static constexpr MessageType kType = MessageType::kFollow;
+  ListFilter filter = ListFilter::kPending;
+  friend bool operator==(const Follow&, const Follow&) = default;
+};
+
+// Any message of protocol version 1.
+using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
+                             RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
+                             RequestList, GetRequest, RequestInfo, Approve, Deny, Follow>;
+
+// The wire type of m.
+MessageType TypeOf(const Message& m);
+
+// Appends the canonical body of m (no frame header) to *out. Fails with
+// InvalidArgument naming the message and field if m violates a cap or
+// invariant ("Decision: field message: 1500 bytes exceeds the cap of 1024"),
+// or OutOfRange if the body would not fit a frame; *out is then unchanged.
+Status EncodeBody(const Message& m, Bytes* out);
+
+// The complete frame for m: u32 length | u8 type | body. Same failures as
+// EncodeBody.
+StatusOr<Bytes> EncodeMessage(const Message& m);
+
+// Decodes the body of a frame of the given type. Fails with InvalidArgument
+// and a precise one-line reason ("SubmitRequest: field user: contains a NUL
+// byte", "Cancel: 3 trailing bytes", "type 0x7f: unknown message type").
+StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body);
+
+// Validates a request id (kind "id") or an id selector: 1..32 characters of
+// [0-9a-z]. Exposed for the CLI and the broker.
+bool IsValidRequestId(std::string_view id);
+
+}  // namespace jitgate::wire
+
+#endif  // JITGATE_CORE_WIRE_MESSAGES_H_
