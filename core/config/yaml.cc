@@ -456,6 +456,8 @@ StatusOr<Node> ParseYaml(std::string_view text, std::string_view file_name) {
                                 ": larger than the limit of " +
                                 std::to_string(kMaxYamlBytes) + " bytes");
   }
+  // An empty view may carry a null pointer, which libyaml asserts against.
+  if (text.data() == nullptr) text = std::string_view("", 0);
   return TreeBuilder(text, file_name).Run();
 }
 

@@ -350,3 +350,17 @@ TEST_F(LoadYamlFileTest, RejectsLargeFile) {
 
 }  // namespace
 }  // namespace jitgate::config
+
+namespace jitgate::config {
+namespace {
+
+// Regression: an empty string_view with a null data pointer aborted inside
+// libyaml (found by the broker config fuzzer).
+TEST(YamlRegressionTest, EmptyViewWithNullDataDoesNotAbort) {
+  StatusOr<Node> n = ParseYaml(std::string_view(), "empty.yaml");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_TRUE(n->is_null());
+}
+
+}  // namespace
+}  // namespace jitgate::config

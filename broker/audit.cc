@@ -1,0 +1,93 @@
+#include "broker/audit.h"
+
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "core/base/bytes.h"
+
+namespace jitgate::broker {
+
+namespace {
+
+// RFC 3339 in UTC with nanoseconds: "2024-01-01T00:00:00.000000000Z".
+std::string Rfc3339(int64_t unix_nanos) {
+  int64_t secs = unix_nanos / 1'000'000'000;
+  int64_t nanos = unix_nanos % 1'000'000'000;
+  if (nanos < 0) {
+    nanos += 1'000'000'000;
+    --secs;
+  }
+  const time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) == nullptr) return "";
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof(frac), ".%09lldZ", static_cast<long long>(nanos));
+  return std::string(buf, n) + frac;
+}
+
+}  // namespace
+
+std::string_view AuditEventTypeName(AuditEventType type) {
+  switch (type) {
+    case AuditEventType::kCreated:
+      return "created";
+    case AuditEventType::kVote:
+      return "vote";
+    case AuditEventType::kApproved:
+      return "approved";
+    case AuditEventType::kDenied:
+      return "denied";
+    case AuditEventType::kExpired:
+      return "expired";
+    case AuditEventType::kCancelled:
+      return "cancelled";
+    case AuditEventType::kUsed:
+      return "used";
+  }
+  return "unknown";
+}
+
+std::string AuditEventToJson(const AuditEvent& event) {
+  nlohmann::json j = {
+      {"type", AuditEventTypeName(event.type)},
+      {"request", event.request_id},
+      {"actor", event.actor},
+      {"comment", event.comment},
+      {"time", Rfc3339(event.time_unix_nanos)},
+      {"time_unix_nanos", event.time_unix_nanos},
+      {"digest", HexEncode(ByteSpan(event.fields_digest))},
+      {"policy", event.policy},
+  };
+  if (event.type == AuditEventType::kVote ||
+      event.type == AuditEventType::kApproved) {
+    j["approvers"] = event.approvers;
+    j["quorum"] = event.quorum;
+  }
+  if (event.type == AuditEventType::kApproved) {
+    j["valid_until_unix_nanos"] = event.valid_until_unix_nanos;
+  }
+  if (event.fields.has_value()) {
+    const wire::RequestFields& f = *event.fields;
+    j["fields"] = {{"service", f.service},
+                   {"user", f.user},
+                   {"target_user", f.target_user},
+                   {"host", f.host},
+                   {"remote_addr", f.remote_addr},
+                   {"tty", f.tty},
+                   {"command", f.command},
+                   {"cwd", f.cwd},
+                   {"reason", f.reason}};
+  }
+  if (event.caller.has_value()) {
+    j["caller"] = {{"uid", event.caller->uid},
+                   {"gid", event.caller->gid},
+                   {"pid", event.caller->pid},
+                   {"user", event.caller->user}};
+  }
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace jitgate::broker

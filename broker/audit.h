@@ -1,0 +1,90 @@
+// AuditEvent: one transition of an access request, as it goes into the
+// write-once store (PRODUCT.md F6) and to anyone watching the broker.
+//
+// RequestBook (lifecycle.h) emits exactly one event per transition, in order,
+// through an AuditSink. The daemon's sink appends them to the store; tests
+// collect them in a vector.
+#ifndef JITGATE_BROKER_AUDIT_H_
+#define JITGATE_BROKER_AUDIT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/crypto/crypto.h"
+#include "core/wire/request.h"
+
+namespace jitgate::broker {
+
+// Caller is the process that filed a request, as the kernel reported it
+// (SO_PEERCRED), never as the request claims. user is the name of uid.
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t pid = 0;
+  std::string user;
+
+  friend bool operator==(const Caller&, const Caller&) = default;
+};
+
+// The actor named for what the broker does itself: decisions by policy,
+// expiry, and cancellation because the waiting client went away.
+inline constexpr char kBrokerActor[] = "jitgated";
+
+enum class AuditEventType {
+  kCreated,    // a request was filed (carries the fields and the caller)
+  kVote,       // an approval was counted, quorum not yet reached
+  kApproved,   // quorum reached (actor: the last approver) or auto-approved
+  kDenied,     // by an approver, by policy, or impossible quorum
+  kExpired,    // no decision in time, or an approval unused within its ttl
+  kCancelled,  // the client went away or the request was withdrawn
+  kUsed,       // the approval was consumed (one-time)
+};
+
+// "created", "vote", "approved", "denied", "expired", "cancelled", "used".
+// Stable: stored in the log.
+std::string_view AuditEventTypeName(AuditEventType type);
+
+struct AuditEvent {
+  AuditEventType type = AuditEventType::kCreated;
+  std::string request_id;
+  std::string actor;    // a user name, or kBrokerActor
+  std::string comment;  // the approver's comment or the broker's explanation
+  int64_t time_unix_nanos = 0;
+  crypto::Sha256Digest fields_digest{};  // wire::RequestDigest of the request
+  std::string policy;  // the rule that decided; "" if none matched
+  // kVote, kApproved: the distinct approvers so far, in order, and the
+  // number needed (0 for an auto-approval).
+  std::vector<std::string> approvers;
+  int quorum = 0;
+  int64_t valid_until_unix_nanos = 0;  // kApproved only
+  // kCreated only: what was asked and by which process.
+  std::optional<wire::RequestFields> fields;
+  std::optional<Caller> caller;
+};
+
+// AuditSink receives audit events. Emit is called synchronously, once per
+// transition and in transition order, while the RequestBook is being
+// mutated; it must not call back into that RequestBook.
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  virtual void Emit(const AuditEvent& event) = 0;
+};
+
+// AuditEventToJson returns event as one compact JSON object with sorted keys
+// (so equal events give equal bytes):
+//   type, request, actor, comment, time (RFC 3339 UTC with nanoseconds),
+//   time_unix_nanos, digest (lowercase hex), policy; plus approvers and
+//   quorum for vote/approved, valid_until_unix_nanos for approved, and
+//   fields {service, user, target_user, host, remote_addr, tty, command, cwd,
+//   reason} and caller {uid, gid, pid, user} for created.
+// Bytes that are not valid UTF-8 are replaced with U+FFFD; the digest still
+// binds the exact bytes. Never throws.
+std::string AuditEventToJson(const AuditEvent& event);
+
+}  // namespace jitgate::broker
+
+#endif  // JITGATE_BROKER_AUDIT_H_

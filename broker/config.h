@@ -1,0 +1,127 @@
+// Config: jitgated's configuration file (jitgate.yaml), validated strictly.
+//
+// The shape and key names are a stable interface (PRODUCT.md, "Interfaces to
+// keep stable"): keys may be added, never renamed. Anything not understood is
+// an error, never ignored: unknown keys at every level, wrong types, bad
+// durations or paths, unknown approver groups, impossible quorums and
+// contradictory policy settings. Every error is INVALID_ARGUMENT with a
+// message "file:line: ..." naming the key by its path, e.g.
+//   jitgate.yaml:31: 'policies[1].approvers[0]': unknown approver group
+//   'oncal' (groups: oncall, security)
+//
+// Sections and defaults:
+//   broker:    socket      /run/jitgate/jitgated.sock  (absolute, <= 107 bytes)
+//              state_dir   /var/lib/jitgate            (absolute)
+//              submitters  [root]                      (user names)
+//   store:     dir         <broker.state_dir>/store    (absolute)
+//              key         /etc/jitgate/log.key        (absolute)
+//   ca:        optional; key (absolute, required), max_ttl (default 1h,
+//              1s..30d)
+//   bastion:   optional; listen (default 0.0.0.0:2222), host_key (absolute,
+//              required), users {name: [authorized key lines]},
+//              targets {name: {address (required), port (default 22),
+//              host_key (required: the bastion never trusts on first use)}}
+//   approvers: optional; {group: [user, ...]}, no user twice in a group
+//   policies:  required (may be []); see policy.h. Per rule:
+//              name      required, unique, [A-Za-z0-9_.-]{1,64}
+//              match     optional (absent = every request); keys service,
+//                        host, user, group, target_user, command: non-empty
+//                        lists of glob patterns (glob.h)
+//              approve   auto | deny; omitted when `approvers` is given
+//              approvers non-empty list of known groups, no repeats
+//              quorum    1..distinct members of those groups (default 1)
+//              reason    required | optional | none (default optional;
+//                        not allowed with deny)
+//              timeout   1s..24h (default 5m; approvers only)
+//              ttl       1s..30d (default 30m; not allowed with deny)
+//   quorum, approvers and timeout are errors with approve: auto/deny, because
+//   a setting that would be silently ignored is almost always a mistake.
+// ca.max_ttl does not bound policy ttl: certificates get the shorter of the
+// two.
+#ifndef JITGATE_BROKER_CONFIG_H_
+#define JITGATE_BROKER_CONFIG_H_
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/policy.h"
+#include "core/base/status.h"
+
+namespace jitgate::broker {
+
+inline constexpr char kDefaultConfigPath[] = "/etc/jitgate/jitgate.yaml";
+inline constexpr char kDefaultSocketPath[] = "/run/jitgate/jitgated.sock";
+inline constexpr char kDefaultStateDir[] = "/var/lib/jitgate";
+inline constexpr char kDefaultStoreKey[] = "/etc/jitgate/log.key";
+inline constexpr char kDefaultBastionListen[] = "0.0.0.0:2222";
+
+inline constexpr std::chrono::nanoseconds kDefaultTimeout =
+    std::chrono::minutes(5);
+inline constexpr std::chrono::nanoseconds kDefaultTtl =
+    std::chrono::minutes(30);
+inline constexpr std::chrono::nanoseconds kDefaultCaMaxTtl =
+    std::chrono::hours(1);
+inline constexpr std::chrono::nanoseconds kMinDuration =
+    std::chrono::seconds(1);
+inline constexpr std::chrono::nanoseconds kMaxTimeout = std::chrono::hours(24);
+inline constexpr std::chrono::nanoseconds kMaxTtl = std::chrono::hours(24 * 30);
+
+struct BrokerSettings {
+  std::string socket = kDefaultSocketPath;
+  std::string state_dir = kDefaultStateDir;
+  std::vector<std::string> submitters = {"root"};
+};
+
+struct StoreSettings {
+  std::string dir;  // default: state_dir + "/store"
+  std::string key = kDefaultStoreKey;
+};
+
+struct CaSettings {
+  std::string key;
+  std::chrono::nanoseconds max_ttl = kDefaultCaMaxTtl;
+};
+
+struct BastionTarget {
+  std::string address;
+  int port = 22;
+  std::string host_key;  // OpenSSH public key line; parsed by the bastion
+};
+
+struct BastionSettings {
+  std::string listen = kDefaultBastionListen;
+  std::string host_key;
+  // user -> authorized public key lines (parsed by the bastion, not here).
+  std::map<std::string, std::vector<std::string>> users;
+  std::map<std::string, BastionTarget> targets;
+};
+
+// Config is a validated jitgate.yaml. A plain value type.
+struct Config {
+  std::string file;  // the file name it was read from, for messages
+  BrokerSettings broker;
+  StoreSettings store;
+  std::optional<CaSettings> ca;
+  std::optional<BastionSettings> bastion;
+  Policy policy;  // `approvers` and `policies`
+};
+
+// ParseConfig validates text, the contents of a jitgate.yaml, and returns the
+// configuration. file_name is used only in messages. Fails with
+// INVALID_ARGUMENT and a "file:line: " message on the first problem found (in
+// file order, except that cross-checks such as unknown approver groups are
+// reported at the line that refers to the missing thing). Thread-safe.
+StatusOr<Config> ParseConfig(std::string_view text, std::string_view file_name);
+
+// LoadConfig reads the file at path (core/config LoadYamlFile: at most 1 MiB,
+// a regular file) and validates it with ParseConfig. Read errors keep their
+// errno-derived code (NOT_FOUND, PERMISSION_DENIED, ...).
+StatusOr<Config> LoadConfig(const std::string& path);
+
+}  // namespace jitgate::broker
+
+#endif  // JITGATE_BROKER_CONFIG_H_

@@ -1,0 +1,360 @@
+#include "broker/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/config/sample_config_testonly.h"
+#include "tests/testing/status_matchers.h"
+
+namespace jitgate::broker {
+namespace {
+
+using ::jitgate::testing::StatusIs;
+using std::chrono::hours;
+using std::chrono::minutes;
+using ::testing::ElementsAre;
+using ::testing::Eq;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+TEST(ConfigTest, AcceptsTheProductSample) {
+  ASSERT_OK_AND_ASSIGN(
+      Config cfg, ParseConfig(config::testonly::kSampleConfig, "jitgate.yaml"));
+  EXPECT_EQ(cfg.file, "jitgate.yaml");
+  EXPECT_EQ(cfg.broker.socket, "/run/jitgate/jitgated.sock");
+  EXPECT_EQ(cfg.broker.state_dir, "/var/lib/jitgate");
+  EXPECT_THAT(cfg.broker.submitters, ElementsAre("root"));
+  EXPECT_EQ(cfg.store.dir, "/var/lib/jitgate/store");
+  EXPECT_EQ(cfg.store.key, "/etc/jitgate/log.key");
+  ASSERT_TRUE(cfg.ca.has_value());
+  EXPECT_EQ(cfg.ca->key, "/etc/jitgate/ca");
+  EXPECT_EQ(cfg.ca->max_ttl, hours(1));
+  ASSERT_TRUE(cfg.bastion.has_value());
+  EXPECT_EQ(cfg.bastion->listen, "0.0.0.0:2222");
+  EXPECT_EQ(cfg.bastion->host_key, "/etc/jitgate/bastion_host_ed25519");
+  EXPECT_THAT(cfg.bastion->users,
+              ElementsAre(Pair(
+                  "alice", ElementsAre("ssh-ed25519 AAAA... alice@laptop"))));
+  ASSERT_EQ(cfg.bastion->targets.size(), 1u);
+  const BastionTarget& db1 = cfg.bastion->targets.at("db1");
+  EXPECT_EQ(db1.address, "10.0.0.5");
+  EXPECT_EQ(db1.port, 22);
+  EXPECT_EQ(db1.host_key, "ssh-ed25519 AAAA...");
+  EXPECT_THAT(cfg.policy.approver_groups,
+              ElementsAre(Pair("oncall", ElementsAre("bob", "carol"))));
+
+  ASSERT_EQ(cfg.policy.rules.size(), 2u);
+  const Rule& dev = cfg.policy.rules[0];
+  EXPECT_EQ(dev.name, "dev");
+  EXPECT_EQ(dev.mark.line, 21);  // "  - name: dev"
+  EXPECT_EQ(dev.outcome, Outcome::kAutoApprove);
+  EXPECT_EQ(dev.reason, ReasonMode::kOptional);
+  EXPECT_EQ(dev.ttl, minutes(30));
+  ASSERT_EQ(dev.match.service.size(), 1u);
+  EXPECT_EQ(dev.match.service[0].pattern(), "sshd");
+  ASSERT_EQ(dev.match.host.size(), 1u);
+  EXPECT_EQ(dev.match.host[0].pattern(), "dev-*");
+  EXPECT_THAT(dev.match.user, IsEmpty());
+
+  const Rule& prod = cfg.policy.rules[1];
+  EXPECT_EQ(prod.name, "prod");
+  EXPECT_EQ(prod.outcome, Outcome::kApproval);
+  EXPECT_THAT(prod.approver_groups, ElementsAre("oncall"));
+  EXPECT_EQ(prod.quorum, 1);
+  EXPECT_EQ(prod.reason, ReasonMode::kRequired);
+  EXPECT_EQ(prod.timeout, minutes(5));
+  EXPECT_EQ(prod.ttl, minutes(30));
+  EXPECT_EQ(prod.match.service.size(), 3u);
+}
+
+TEST(ConfigTest, LoadsTheShippedSampleFile) {
+  ASSERT_OK_AND_ASSIGN(Config cfg,
+                       LoadConfig(JITGATE_BROKER_TESTDATA "/jitgate.yaml"));
+  ASSERT_EQ(cfg.policy.rules.size(), 4u);
+  EXPECT_EQ(cfg.policy.rules[1].outcome, Outcome::kDeny);
+  EXPECT_EQ(cfg.policy.rules[1].reason, ReasonMode::kNone);
+  EXPECT_EQ(cfg.policy.rules[2].quorum, 2);
+  EXPECT_THAT(cfg.policy.rules[2].approver_groups,
+              ElementsAre("oncall", "security"));
+  EXPECT_EQ(cfg.policy.rules[2].timeout, minutes(10));
+  EXPECT_EQ(cfg.policy.rules[2].ttl, minutes(5));
+}
+
+TEST(ConfigTest, LoadConfigKeepsReadErrors) {
+  EXPECT_THAT(LoadConfig("/nonexistent/jitgate.yaml"),
+              StatusIs(StatusCode::kNotFound, ::testing::_));
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  ASSERT_OK_AND_ASSIGN(Config cfg, ParseConfig("policies: []\n", "m.yaml"));
+  EXPECT_EQ(cfg.broker.socket, kDefaultSocketPath);
+  EXPECT_EQ(cfg.broker.state_dir, kDefaultStateDir);
+  EXPECT_THAT(cfg.broker.submitters, ElementsAre("root"));
+  EXPECT_EQ(cfg.store.dir, "/var/lib/jitgate/store");
+  EXPECT_EQ(cfg.store.key, kDefaultStoreKey);
+  EXPECT_FALSE(cfg.ca.has_value());
+  EXPECT_FALSE(cfg.bastion.has_value());
+  EXPECT_THAT(cfg.policy.rules, IsEmpty());
+  EXPECT_THAT(cfg.policy.approver_groups, IsEmpty());
+}
+
+TEST(ConfigTest, StoreDirFollowsStateDir) {
+  ASSERT_OK_AND_ASSIGN(
+      Config cfg,
+      ParseConfig("broker: {state_dir: /tmp/j, submitters: []}\npolicies: []\n",
+                  "m.yaml"));
+  EXPECT_EQ(cfg.store.dir, "/tmp/j/store");
+  EXPECT_THAT(cfg.broker.submitters, IsEmpty());
+}
+
+TEST(ConfigTest, PolicyDefaultsAndCatchAll) {
+  ASSERT_OK_AND_ASSIGN(Config cfg, ParseConfig(R"(approvers:
+  a: [x, y]
+  b: [y, z]
+policies:
+  - name: wait
+    approvers: [a, b]
+    quorum: 3
+  - name: rest
+    approve: deny
+)",
+                                               "m.yaml"));
+  ASSERT_EQ(cfg.policy.rules.size(), 2u);
+  const Rule& wait = cfg.policy.rules[0];
+  EXPECT_EQ(wait.quorum, 3);  // x, y, z: y counts once
+  EXPECT_EQ(wait.reason, ReasonMode::kOptional);
+  EXPECT_EQ(wait.timeout, kDefaultTimeout);
+  EXPECT_EQ(wait.ttl, kDefaultTtl);
+  EXPECT_THAT(wait.match.service, IsEmpty());
+  EXPECT_EQ(cfg.policy.rules[1].outcome, Outcome::kDeny);
+}
+
+struct RejectCase {
+  int line;  // of this table, for failure messages
+  std::string yaml;
+  std::string message;  // exact
+};
+
+// Each case is a whole file; the expected message is exact, file:line first.
+const RejectCase kRejectCases[] = {
+    {__LINE__, "",
+     "t.yaml:1: empty configuration (expected at least 'policies')"},
+    {__LINE__, "- a\n", "t.yaml:1: top level: expected a mapping, got a list"},
+    {__LINE__, "polices: []\n",
+     "t.yaml:1: unknown key 'polices' at top level (expected one of: broker, "
+     "store, ca, bastion, approvers, policies)"},
+    {__LINE__, "broker: {}\n",
+     "t.yaml:1: missing required key 'policies' at top level"},
+    {__LINE__, "policies:\n",
+     "t.yaml:1: 'policies': expected a list, got null"},
+    {__LINE__, "broker:\n  sockett: /x\npolicies: []\n",
+     "t.yaml:2: unknown key 'sockett' in 'broker' (expected one of: socket, "
+     "state_dir, submitters)"},
+    {__LINE__, "broker: [x]\npolicies: []\n",
+     "t.yaml:1: 'broker': expected a mapping, got a list"},
+    {__LINE__, "broker:\n  submitters: root\npolicies: []\n",
+     "t.yaml:2: 'broker.submitters': expected a list, got a string"},
+    {__LINE__, "broker:\n  submitters: [root, root]\npolicies: []\n",
+     "t.yaml:2: 'broker.submitters[1]': 'root' is listed twice"},
+    {__LINE__, "broker:\n  submitters: ['bad user']\npolicies: []\n",
+     "t.yaml:2: 'broker.submitters[0]': not a valid user name: 'bad user'"},
+    {__LINE__, "broker:\n  socket: run/j.sock\npolicies: []\n",
+     "t.yaml:2: 'broker.socket': expected an absolute path, got 'run/j.sock'"},
+    {__LINE__,
+     "broker:\n  socket: /" + std::string(107, 's') + "\npolicies: []\n",
+     "t.yaml:2: 'broker.socket': socket path is longer than 107 bytes and "
+     "cannot be bound"},
+    {__LINE__, "broker:\n  state_dir: 12\npolicies: []\n",
+     "t.yaml:2: 'broker.state_dir': expected an absolute path, got '12'"},
+    {__LINE__, "store:\n  dir: /s\n  keyy: /k\npolicies: []\n",
+     "t.yaml:3: unknown key 'keyy' in 'store' (expected one of: dir, key)"},
+    {__LINE__, "ca:\n  max_ttl: 1h\npolicies: []\n",
+     "t.yaml:2: missing required key 'key' in 'ca'"},
+    {__LINE__, "ca:\n  key: /ca\n  max_ttl: 1.5h\npolicies: []\n",
+     "t.yaml:3: 'ca.max_ttl': bad duration '1.5h': fractions are not supported "
+     "(write e.g. 1h30m)"},
+    {__LINE__, "ca:\n  key: /ca\n  max_ttl: 31d\npolicies: []\n",
+     "t.yaml:3: 'ca.max_ttl': must be from 1s to 30d, got '31d'"},
+    {__LINE__, "bastion:\n  listen: 2222\n  host_key: /k\npolicies: []\n",
+     "t.yaml:2: 'bastion.listen': expected host:port (e.g. 0.0.0.0:2222), got "
+     "'2222'"},
+    {__LINE__, "bastion:\n  listen: ':2222'\n  host_key: /k\npolicies: []\n",
+     "t.yaml:2: 'bastion.listen': expected host:port (e.g. 0.0.0.0:2222), got "
+     "':2222'"},
+    {__LINE__,
+     "bastion:\n  listen: '[::]:70000'\n  host_key: /k\npolicies: []\n",
+     "t.yaml:2: 'bastion.listen': expected host:port (e.g. 0.0.0.0:2222), got "
+     "'[::]:70000'"},
+    {__LINE__, "bastion:\n  listen: 0.0.0.0:2222\npolicies: []\n",
+     "t.yaml:2: missing required key 'host_key' in 'bastion'"},
+    {__LINE__,
+     "bastion:\n  host_key: /k\n  targets:\n    db1: {address: 10.0.0.5}\n"
+     "policies: []\n",
+     "t.yaml:4: missing required key 'host_key' in 'bastion.targets.db1'"},
+    {__LINE__,
+     "bastion:\n  host_key: /k\n  targets:\n    db1: {address: a, port: 0, "
+     "host_key: k}\npolicies: []\n",
+     "t.yaml:4: 'bastion.targets.db1.port': expected an integer from 1 to "
+     "65535, got '0'"},
+    {__LINE__,
+     "bastion:\n  host_key: /k\n  targets:\n    db1: {address: a, hostkey: "
+     "k}\npolicies: []\n",
+     "t.yaml:4: unknown key 'hostkey' in 'bastion.targets.db1' (expected one "
+     "of: address, port, host_key)"},
+    {__LINE__,
+     "bastion:\n  host_key: /k\n  targets:\n    'db 1': {address: a, "
+     "host_key: k}\npolicies: []\n",
+     "t.yaml:4: bad target name 'db 1' (letters, digits, '_', '.' and '-', at "
+     "most 64 bytes)"},
+    {__LINE__,
+     "bastion:\n  host_key: /k\n  users:\n    alice: ssh-ed25519\npolicies: "
+     "[]\n",
+     "t.yaml:4: 'bastion.users.alice': expected a list, got a string"},
+    {__LINE__, "approvers:\n  oncall: [bob, carol, bob]\npolicies: []\n",
+     "t.yaml:2: 'approvers.oncall[2]': 'bob' is listed twice"},
+    {__LINE__, "approvers:\n  on call: [bob]\npolicies: []\n",
+     "t.yaml:2: bad approver group name 'on call' (letters, digits, '_', '.' "
+     "and '-', at most 64 bytes)"},
+    {__LINE__, "approvers: [bob]\npolicies: []\n",
+     "t.yaml:1: 'approvers': expected a mapping, got a list"},
+    {__LINE__, "policies:\n  - approve: auto\n",
+     "t.yaml:2: missing required key 'name' in 'policies[0]'"},
+    {__LINE__, "policies:\n  - dev\n",
+     "t.yaml:2: 'policies[0]': expected a mapping, got a string"},
+    {__LINE__, "policies:\n  - name: my policy\n    approve: auto\n",
+     "t.yaml:2: 'policies[0].name': bad policy name 'my policy' (letters, "
+     "digits, '_', '.' and '-', at most 64 bytes)"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n  - name: b\n    approve: "
+     "deny\n  - name: a\n    approve: deny\n",
+     "t.yaml:6: 'policies[2].name': duplicate policy name 'a' (first defined "
+     "at "
+     "line 2)"},
+    {__LINE__, "policies:\n  - name: a\n    aprove: auto\n",
+     "t.yaml:3: unknown key 'aprove' in 'policies[0]' (expected one of: name, "
+     "match, approve, approvers, quorum, reason, timeout, ttl)"},
+    {__LINE__, "policies:\n  - name: a\n",
+     "t.yaml:2: policy 'a' needs 'approve: auto', 'approve: deny' or "
+     "'approvers'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: yes\n",
+     "t.yaml:3: 'policies[0].approve': expected auto or deny, got 'yes' (to "
+     "require approval, omit 'approve' and list 'approvers')"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approve: auto\n"
+     "    approvers: [oncall]\n",
+     "t.yaml:5: 'policies[0].approvers': not allowed with 'approve: auto'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: deny\n    quorum: 1\n",
+     "t.yaml:4: 'policies[0].quorum': not allowed with 'approve: deny'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    timeout: 5m\n",
+     "t.yaml:4: 'policies[0].timeout': not allowed with 'approve: auto'"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: deny\n    reason: required\n",
+     "t.yaml:4: 'policies[0].reason': not allowed with 'approve: deny'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: deny\n    ttl: 5m\n",
+     "t.yaml:4: 'policies[0].ttl': not allowed with 'approve: deny'"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncal]\n",
+     "t.yaml:4: 'policies[0].approvers[0]': unknown approver group 'oncal' "
+     "(groups: oncall)"},
+    {__LINE__, "policies:\n  - name: a\n    approvers: [oncall]\n",
+     "t.yaml:3: 'policies[0].approvers[0]': unknown approver group 'oncall' "
+     "(no groups are defined under 'approvers')"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall, oncall]\n",
+     "t.yaml:4: 'policies[0].approvers[1]': 'oncall' is listed twice"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: []\n",
+     "t.yaml:4: 'policies[0].approvers': must name at least one approver "
+     "group"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "oncall\n",
+     "t.yaml:4: 'policies[0].approvers': expected a list, got a string"},
+    {__LINE__,
+     "approvers: {oncall: [bob, carol]}\npolicies:\n  - name: a\n    "
+     "approvers: [oncall]\n    quorum: 3\n",
+     "t.yaml:5: 'policies[0].quorum': quorum 3 exceeds the 2 distinct "
+     "approvers in oncall"},
+    {__LINE__,
+     "approvers: {a: [x, y], b: [y]}\npolicies:\n  - name: p\n    "
+     "approvers: [a, b]\n    quorum: 3\n",
+     "t.yaml:5: 'policies[0].quorum': quorum 3 exceeds the 2 distinct "
+     "approvers in a, b"},
+    {__LINE__,
+     "approvers: {empty: []}\npolicies:\n  - name: p\n    approvers: [empty]\n",
+     "t.yaml:4: 'policies[0].approvers': quorum 1 exceeds the 0 distinct "
+     "approvers in empty"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall]\n    quorum: 0\n",
+     "t.yaml:5: 'policies[0].quorum': expected an integer from 1 to 1000, got "
+     "'0'"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall]\n    quorum: '1'\n",
+     "t.yaml:5: 'policies[0].quorum': expected an integer, not a quoted "
+     "string, got '1'"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall]\n    timeout: 5\n",
+     "t.yaml:5: 'policies[0].timeout': bad duration '5': missing unit (s, m, "
+     "h, d)"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall]\n    timeout: 25h\n",
+     "t.yaml:5: 'policies[0].timeout': must be from 1s to 24h, got '25h'"},
+    {__LINE__,
+     "approvers: {oncall: [bob]}\npolicies:\n  - name: a\n    approvers: "
+     "[oncall]\n    timeout: 500ms\n",
+     "t.yaml:5: 'policies[0].timeout': must be from 1s to 24h, got '500ms'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    ttl: 31d\n",
+     "t.yaml:4: 'policies[0].ttl': must be from 1s to 30d, got '31d'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    ttl: [5m]\n",
+     "t.yaml:4: 'policies[0].ttl': expected a duration, got a list"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    reason: sometimes\n",
+     "t.yaml:4: 'policies[0].reason': expected required, optional or none, got "
+     "'sometimes'"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    match: {hosts: [x]}\n",
+     "t.yaml:4: unknown key 'hosts' in 'policies[0].match' (expected one of: "
+     "service, host, user, group, target_user, command)"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    match: {service: sshd}\n",
+     "t.yaml:4: 'policies[0].match.service': expected a list, got a string"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    match: {service: []}\n",
+     "t.yaml:4: 'policies[0].match.service': an empty list matches nothing; "
+     "omit 'service' to match any"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    match:\n      host: "
+     "['db[1-']\n",
+     "t.yaml:5: 'policies[0].match.host[0]': bad pattern 'db[1-': "
+     "unterminated '['"},
+    {__LINE__,
+     "policies:\n  - name: a\n    approve: auto\n    match:\n      command: "
+     "['[[:digit:]]']\n",
+     "t.yaml:5: 'policies[0].match.command[0]': bad pattern '[[:digit:]]': "
+     "character classes such as '[:digit:]' are not supported (write a range "
+     "such as [0-9])"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    match:\n",
+     "t.yaml:4: 'policies[0].match': expected a mapping, got null"},
+    {__LINE__, "policies: []\npolicies: []\n",
+     "t.yaml:2: duplicate key 'policies' at top level (first defined at line "
+     "1)"},
+};
+
+TEST(ConfigTest, RejectsWithFileAndLine) {
+  for (const RejectCase& c : kRejectCases) {
+    SCOPED_TRACE("case at " __FILE__ ":" + std::to_string(c.line));
+    EXPECT_THAT(ParseConfig(c.yaml, "t.yaml"),
+                StatusIs(StatusCode::kInvalidArgument, Eq(c.message)));
+  }
+}
+
+}  // namespace
+}  // namespace jitgate::broker
