@@ -1,7 +1,8 @@
 // store_writer: a real writer process for the SIGKILL crash test. Opens the
 // store and appends entries from several threads as fast as it can, printing
 // "ack <index> <body>" on stdout for each entry only after it is durable.
-// Runs until killed (or until --count entries when given).
+// Runs until killed (or until COUNT entries when given). COUNT 0 holds the
+// store open without appending until killed (a lock holder for tests).
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +32,9 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stdout, "open %llu\n", static_cast<unsigned long long>((*st)->size()));
   std::fflush(stdout);
+  if (count == 0) {
+    for (;;) pause();
+  }
   std::mutex out_mu;
   std::atomic<long> n{0};
   std::vector<std::thread> threads;
