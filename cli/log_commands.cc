@@ -267,25 +267,20 @@ int Prove(const std::vector<std::string>& args) {
   if (!root.ok()) return Fail(root.status());
   std::vector<merkle::Hash> proof;
   Status check;
-  auto as_bytes = [](const std::vector<merkle::Hash>& p) {
-    std::vector<Bytes> out;
-    for (const auto& h : p) out.emplace_back(h.begin(), h.end());
-    return out;
-  };
   if (vm.count("index")) {
     StatusOr<std::vector<merkle::Hash>> p = reader.InclusionProof(index, size);
     if (!p.ok()) return Fail(p.status());
     StatusOr<Bytes> entry = reader.ReadEntry(index);
     if (!entry.ok()) return Fail(entry.status());
     merkle::Hash leaf = merkle::HashLeaf(*entry);
-    check = merkle::VerifyInclusion(index, size, leaf, as_bytes(*p), *root);
+    check = merkle::VerifyInclusion(index, size, leaf, merkle::ProofBytes(*p), *root);
     proof = std::move(p).value();
   } else {
     StatusOr<std::vector<merkle::Hash>> p = reader.ConsistencyProof(from, size);
     if (!p.ok()) return Fail(p.status());
     StatusOr<merkle::Hash> root1 = reader.RootAt(from);
     if (!root1.ok()) return Fail(root1.status());
-    check = merkle::VerifyConsistency(from, size, as_bytes(*p), *root1, *root);
+    check = merkle::VerifyConsistency(from, size, merkle::ProofBytes(*p), *root1, *root);
     proof = std::move(p).value();
   }
   if (!check.ok()) {

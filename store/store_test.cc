@@ -195,17 +195,15 @@ TEST_F(StoreTest, RotationSealsSegmentsAndProofsVerify) {
   for (uint64_t i = 0; i < 100; ++i) {
     ASSERT_OK_AND_ASSIGN(Bytes entry, r->ReadEntry(i));
     ASSERT_OK_AND_ASSIGN(auto proof, r->InclusionProof(i, 100));
-    std::vector<Bytes> p;
-    for (auto& h : proof) p.emplace_back(h.begin(), h.end());
-    EXPECT_OK(merkle::VerifyInclusion(i, 100, merkle::HashLeaf(entry), p, latest->root)) << i;
+    EXPECT_OK(merkle::VerifyInclusion(i, 100, merkle::HashLeaf(entry), merkle::ProofBytes(proof),
+                                      latest->root)) << i;
   }
   for (const std::string& text : checkpoints) {
     auto cp = note::OpenCheckpoint(text, *verifier_, "log.test.jitgate/v1");
     ASSERT_OK(cp);
     ASSERT_OK_AND_ASSIGN(auto proof, r->ConsistencyProof(cp->size, 100));
-    std::vector<Bytes> p;
-    for (auto& h : proof) p.emplace_back(h.begin(), h.end());
-    EXPECT_OK(merkle::VerifyConsistency(cp->size, 100, p, cp->root, latest->root));
+    EXPECT_OK(merkle::VerifyConsistency(cp->size, 100, merkle::ProofBytes(proof), cp->root,
+                                        latest->root));
   }
 }
 

@@ -13,12 +13,7 @@
 namespace jitgate::merkle::testing {
 
 // Proof components as raw byte strings, the verifiers' input form.
-inline std::vector<Bytes> ToBytes(const std::vector<Hash>& proof) {
-  std::vector<Bytes> out;
-  out.reserve(proof.size());
-  for (const Hash& h : proof) out.emplace_back(h.begin(), h.end());
-  return out;
-}
+inline std::vector<Bytes> ToBytes(const std::vector<Hash>& proof) { return ProofBytes(proof); }
 
 // n leaf inputs of random length 0..40, deterministic for a given rng.
 inline std::vector<Bytes> RandomLeaves(std::mt19937_64& rng, size_t n) {

@@ -218,6 +218,13 @@ Status VerifyInclusion(uint64_t index, uint64_t size, ByteSpan leaf_hash,
   return OkStatus();
 }
 
+std::vector<Bytes> ProofBytes(const std::vector<Hash>& proof) {
+  std::vector<Bytes> out;
+  out.reserve(proof.size());
+  for (const Hash& h : proof) out.emplace_back(h.begin(), h.end());
+  return out;
+}
+
 Status VerifyConsistency(uint64_t size1, uint64_t size2,
                          const std::vector<Bytes>& proof, ByteSpan root1,
                          ByteSpan root2) {

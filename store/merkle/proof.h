@@ -70,6 +70,10 @@ size_t InclusionProofSize(uint64_t index, uint64_t size);
 // D[0:size2]). Precondition: 0 < size1 <= size2.
 size_t ConsistencyProofSize(uint64_t size1, uint64_t size2);
 
+// Proof components as raw byte strings, the verifiers' input form (which
+// takes byte strings so that wrong-length components are rejected).
+std::vector<Bytes> ProofBytes(const std::vector<Hash>& proof);
+
 // VerifyInclusion checks that `proof` shows the leaf with hash `leaf_hash`
 // at `index` in the tree of `size` leaves whose root is `root`.
 // Requires index < size, a 32-byte leaf_hash and root, and exactly
