@@ -151,8 +151,8 @@ Status Store::Recover() {
                    FindLatestCheckpoint(env_, segments, summary));
   std::optional<note::Checkpoint> cp;
   if (found) {
-    ASSIGN_OR_RETURN(note::Verifier verifier, note::Verifier::Parse(signer_.VerifierKey()));
-    StatusOr<note::Checkpoint> opened = note::OpenCheckpoint(found->text, verifier, origin_);
+    StatusOr<note::Checkpoint> opened =
+        note::OpenCheckpoint(found->text, signer_.GetVerifier(), origin_);
     if (!opened.ok()) {
       return DataLossError("latest checkpoint in segment " + std::to_string(found->segment) +
                            " does not verify: " + opened.status().message());
@@ -178,8 +178,10 @@ Status Store::Recover() {
   if (leaves > n) leaves = n;
   uint64_t keep = merkle::PostorderNodeCount(leaves) * 32;
   if (keep != nodes_bytes) RETURN_IF_ERROR(env_->Truncate(nodes_path, keep));
+  // One read handle serves the compact range now and the checkpoint check
+  // below (it sees the nodes RehashTail appends: same file, same inode).
+  ASSIGN_OR_RETURN(auto nodes_ro, env_->NewRandomAccessFile(nodes_path));
   {
-    ASSIGN_OR_RETURN(auto nodes_ro, env_->NewRandomAccessFile(nodes_path));
     FileNodeSource src(nodes_ro.get(), leaves);
     ASSIGN_OR_RETURN(range_, CompactRangeFromNodes(src, leaves));
   }
@@ -194,7 +196,6 @@ Status Store::Recover() {
     if (cp->size == n) {
       root = range_.Root();
     } else {
-      ASSIGN_OR_RETURN(auto nodes_ro, env_->NewRandomAccessFile(nodes_path));
       FileNodeSource src(nodes_ro.get(), n);
       ASSIGN_OR_RETURN(root, merkle::RootAt(src, cp->size));
     }
@@ -362,9 +363,8 @@ bool Store::CheckpointDueLocked() const {
   int64_t now = clock_->MonotonicNanos();
   // At most once per interval, and within one interval of the first
   // unpublished entry.
-  return now - last_checkpoint_mono_ >= options_.checkpoint_interval_nanos &&
-         first_unpublished_mono_ >= 0 &&
-         now - first_unpublished_mono_ >= 0;
+  return first_unpublished_mono_ >= 0 &&
+         now - last_checkpoint_mono_ >= options_.checkpoint_interval_nanos;
 }
 
 Status Store::AppendCheckpointLocked() {
