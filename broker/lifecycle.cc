@@ -68,6 +68,14 @@ bool IsWellFormedId(std::string_view id) {
   return true;
 }
 
+// When Expire would next act on r: the wait deadline of a pending request,
+// the end of an unused approval; nothing for a finished request.
+std::optional<int64_t> DueTime(const Request& r) {
+  if (r.state == RequestState::kPending) return r.deadline_unix_nanos;
+  if (r.state == RequestState::kApproved) return r.valid_until_unix_nanos;
+  return std::nullopt;
+}
+
 Status NotPending(const Request& r) {
   return FailedPreconditionError("request " + r.id + " is already " +
                                  std::string(RequestStateName(r.state)));
@@ -163,11 +171,20 @@ AuditEvent RequestBook::EventFor(const Request& r, AuditEventType type,
   return e;
 }
 
+void RequestBook::Track(const Request& r, std::optional<int64_t> old_due) {
+  std::optional<int64_t> due = DueTime(r);
+  if (due == old_due) return;
+  if (old_due.has_value()) due_.erase({*old_due, r.id});
+  if (due.has_value()) due_.insert({*due, r.id});
+}
+
 void RequestBook::Close(Request& r, RequestState state, AuditEventType type,
                         std::string_view actor, std::string_view comment,
                         int64_t now) {
+  std::optional<int64_t> old_due = DueTime(r);
   if (r.state == RequestState::kPending) r.decided_unix_nanos = now;
   r.state = state;
+  Track(r, old_due);
   r.closed_by = std::string(actor);
   r.closed_comment = std::string(comment);
   sink_->Emit(EventFor(r, type, actor, comment, now));
@@ -266,6 +283,7 @@ StatusOr<Request> RequestBook::Create(const wire::RequestFields& fields,
       break;
     }
   }
+  Track(stored, std::nullopt);
   return stored;
 }
 
@@ -310,27 +328,53 @@ bool RequestBook::ExpireIfDue(Request& r, int64_t now) {
 }
 
 std::vector<std::string> RequestBook::Expire(int64_t now) {
+  std::vector<std::string> due;
+  for (auto it = due_.begin(); it != due_.end() && it->first <= now; ++it) {
+    due.push_back(it->second);
+  }
+  std::sort(due.begin(), due.end());
   std::vector<std::string> expired;
-  for (auto& [id, r] : requests_) {
-    if (ExpireIfDue(r, now)) expired.push_back(id);
+  for (const std::string& id : due) {
+    auto it = requests_.find(id);
+    if (it != requests_.end() && ExpireIfDue(it->second, now)) {
+      expired.push_back(id);
+    }
   }
   return expired;
 }
 
 std::optional<int64_t> RequestBook::NextDeadline() const {
-  std::optional<int64_t> next;
-  for (const auto& [id, r] : requests_) {
-    int64_t t;
-    if (r.state == RequestState::kPending) {
-      t = r.deadline_unix_nanos;
-    } else if (r.state == RequestState::kApproved) {
-      t = r.valid_until_unix_nanos;
-    } else {
-      continue;
-    }
-    if (!next.has_value() || t < *next) next = t;
+  if (due_.empty()) return std::nullopt;
+  return due_.begin()->first;
+}
+
+Status RequestBook::Restore(Request request) {
+  if (!IsWellFormedId(request.id)) {
+    return InvalidArgumentError("cannot restore request with malformed id '" +
+                                request.id + "'");
   }
-  return next;
+  auto [it, inserted] = requests_.emplace(request.id, std::move(request));
+  if (!inserted) {
+    return AlreadyExistsError("request " + it->first + " already exists");
+  }
+  Track(it->second, std::nullopt);
+  return OkStatus();
+}
+
+Status RequestBook::Forget(std::string_view id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return OkStatus();
+  if (DueTime(it->second).has_value()) {
+    return FailedPreconditionError("request " + it->first + " is still " +
+                                   std::string(RequestStateName(it->second.state)));
+  }
+  requests_.erase(it);
+  return OkStatus();
+}
+
+const Request* RequestBook::Get(std::string_view id) const {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : &it->second;
 }
 
 StatusOr<Request*> RequestBook::ResolveForDecision(
@@ -375,9 +419,11 @@ StatusOr<Request> RequestBook::Approve(std::string_view id_or_prefix,
     sink_->Emit(EventFor(*r, AuditEventType::kVote, approver, comment, now));
     return *r;
   }
+  std::optional<int64_t> old_due = DueTime(*r);
   r->state = RequestState::kApproved;
   r->decided_unix_nanos = now;
   r->valid_until_unix_nanos = now + d.ttl.count();
+  Track(*r, old_due);
   r->closed_by = std::string(approver);
   r->closed_comment = std::string(comment);
   sink_->Emit(EventFor(*r, AuditEventType::kApproved, approver, comment, now));
@@ -426,8 +472,10 @@ StatusOr<Request> RequestBook::MarkUsed(std::string_view id,
     return NotPending(*r);
   }
   if (digest != r->digest) return DigestMismatch(*r);
+  std::optional<int64_t> old_due = DueTime(*r);
   r->state = RequestState::kUsed;
   r->used_unix_nanos = now;
+  Track(*r, old_due);
   sink_->Emit(EventFor(*r, AuditEventType::kUsed, r->fields.user, "", now));
   return *r;
 }

@@ -41,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -185,7 +186,24 @@ class RequestBook {
   // List returns copies of all requests, in id order.
   std::vector<Request> List() const;
 
+  // Restore puts back a request exactly as it was saved (the daemon's state
+  // database after a restart), without audit events: they were emitted when
+  // the request changed. Fails with ALREADY_EXISTS if the id is taken and
+  // INVALID_ARGUMENT for a malformed id.
+  Status Restore(Request request);
+
+  // Forget drops a finished request (denied, expired, cancelled or used) from
+  // memory; its history stays in the daemon's database. No-op for an unknown
+  // id; FAILED_PRECONDITION for a request that is still pending or approved.
+  Status Forget(std::string_view id);
+
+  // Get returns the request with exactly this full id, or nullptr. The
+  // pointer is valid until the next call that adds or forgets a request.
+  const Request* Get(std::string_view id) const;
+
   size_t size() const { return requests_.size(); }
+  // Requests pending or approved (not yet used): what may still change.
+  size_t active() const { return due_.size(); }
 
  private:
   StatusOr<Request*> Resolve(std::string_view id_or_prefix);
@@ -201,10 +219,15 @@ class RequestBook {
   AuditEvent EventFor(const Request& r, AuditEventType type,
                       std::string_view actor, std::string_view comment,
                       int64_t now) const;
+  // Re-files r in due_ after a change; old_due is DueTime(r) before it.
+  void Track(const Request& r, std::optional<int64_t> old_due);
 
   AuditSink* sink_;
   RequestIdSource ids_;
   std::map<std::string, Request, std::less<>> requests_;  // by id
+  // (due time, id) of every pending or approved request: Expire and
+  // NextDeadline look only here, so finished history costs nothing.
+  std::set<std::pair<int64_t, std::string>> due_;
 };
 
 }  // namespace jitgate::broker

@@ -457,6 +457,59 @@ TEST_F(LifecycleTest, AuditEventsCarryTheRightFields) {
   EXPECT_EQ(sink_.events[3].type, AuditEventType::kUsed);
 }
 
+TEST_F(LifecycleTest, RestoreBringsBackARequestWithoutEvents) {
+  Request r = MustCreate(SshFields(), Needs(1, {"bob", "carol"}));
+  sink_.events.clear();
+
+  RecordingSink other_sink;
+  RequestBook restarted(&other_sink, FixedIds({"k9m20009"}));
+  ASSERT_OK(restarted.Restore(r));
+  EXPECT_THAT(other_sink.events, IsEmpty());
+  EXPECT_EQ(restarted.NextDeadline(), r.deadline_unix_nanos);
+  EXPECT_EQ(restarted.active(), 1u);
+  EXPECT_THAT(restarted.Restore(r), StatusIs(StatusCode::kAlreadyExists, ::testing::_));
+  Request bad = r;
+  bad.id = "NOT-AN-ID";
+  EXPECT_THAT(restarted.Restore(bad), StatusIs(StatusCode::kInvalidArgument, ::testing::_));
+
+  // The restored request carries on: approve, use.
+  ASSERT_OK_AND_ASSIGN(Request a, restarted.Approve(r.id, "bob", r.digest, "",
+                                                    now()));
+  EXPECT_EQ(a.state, RequestState::kApproved);
+  ASSERT_OK(restarted.MarkUsed(r.id, r.digest, now()).status());
+  EXPECT_THAT(other_sink.types(),
+              ElementsAre(AuditEventType::kApproved, AuditEventType::kUsed));
+  EXPECT_EQ(restarted.NextDeadline(), std::nullopt);
+}
+
+TEST_F(LifecycleTest, ForgetDropsOnlyFinishedRequests) {
+  Request pending = MustCreate(SshFields(), Needs(1, {"bob"}));
+  Request denied = MustCreate(SshFields(), Needs(1, {"bob"}));
+  ASSERT_OK(book_.Deny(denied.id, "bob", denied.digest, "no", now()).status());
+  EXPECT_THAT(book_.Forget(pending.id),
+              StatusIs(StatusCode::kFailedPrecondition, HasSubstr("pending")));
+  ASSERT_OK(book_.Forget(denied.id));
+  EXPECT_EQ(book_.Get(denied.id), nullptr);
+  ASSERT_NE(book_.Get(pending.id), nullptr);
+  EXPECT_EQ(book_.size(), 1u);
+  EXPECT_OK(book_.Forget("zzzzzzzz"));  // unknown: nothing to do
+}
+
+TEST_F(LifecycleTest, NextDeadlineFollowsTheEarliestActiveRequest) {
+  Decision slow = Needs(1, {"bob"});
+  Decision fast = Needs(1, {"bob"});
+  fast.timeout = std::chrono::minutes(1);
+  Request a = MustCreate(SshFields(), slow);
+  Request b = MustCreate(SshFields(), fast);
+  EXPECT_EQ(book_.NextDeadline(), b.deadline_unix_nanos);
+  ASSERT_OK(book_.Cancel(b.id, "alice", "", now()));
+  EXPECT_EQ(book_.NextDeadline(), a.deadline_unix_nanos);
+  clock_.Advance(5 * kMinute);
+  EXPECT_THAT(book_.Expire(now()), ElementsAre(a.id));
+  EXPECT_EQ(book_.NextDeadline(), std::nullopt);
+  EXPECT_EQ(book_.active(), 0u);
+}
+
 TEST(RequestIdTest, RandomIdsAreWellFormedAndSpread) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
