@@ -1,0 +1,1135 @@
+#include "broker/server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "core/base/status_macros.h"
+#include "core/crypto/crypto.h"
+
+namespace jitgate::broker {
+
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr int kMaxEvents = 256;
+// epoll_wait never sleeps longer than this, so a wall-clock step is noticed.
+constexpr int kMaxSleepMs = 10'000;
+constexpr int64_t kPruneInterval = 60 * kSecond;
+
+std::string Errno() { return std::strerror(errno); }
+
+// "5m", "1h30m", "45s".
+std::string Human(int64_t nanos) {
+  int64_t s = (nanos + kSecond - 1) / kSecond;
+  if (s <= 0) return "0s";
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h", s %= 3600;
+  if (s >= 60) out += std::to_string(s / 60) + "m", s %= 60;
+  if (s > 0 || out.empty()) out += std::to_string(s) + "s";
+  return out;
+}
+
+uint64_t Seconds(int64_t unix_nanos) {
+  return unix_nanos <= 0 ? 0 : static_cast<uint64_t>(unix_nanos / kSecond);
+}
+
+uint32_t SecondsLeft(int64_t deadline, int64_t now) {
+  if (deadline <= now) return 0;
+  int64_t s = (deadline - now + kSecond - 1) / kSecond;
+  return s > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(s);
+}
+
+std::string Cut(std::string s, size_t cap) {
+  if (s.size() > cap) s.resize(cap);
+  return s;
+}
+
+// "2 of oncall, security", "policy:dev", "nobody (denied by policy)".
+std::string ApproversLabel(const Decision& d) {
+  switch (d.outcome) {
+    case Outcome::kApproval: {
+      std::string groups;
+      for (const std::string& g : d.approver_groups) groups += (groups.empty() ? "" : ", ") + g;
+      return Cut(std::to_string(d.quorum) + " of " + groups, wire::kMaxLabelField);
+    }
+    case Outcome::kAutoApprove:
+      return Cut("policy:" + d.policy, wire::kMaxLabelField);
+    case Outcome::kDeny:
+      break;
+  }
+  return "nobody (denied by policy)";
+}
+
+wire::RequestState WireState(RequestState s) {
+  switch (s) {
+    case RequestState::kPending:
+      return wire::RequestState::kPending;
+    case RequestState::kApproved:
+      return wire::RequestState::kApproved;
+    case RequestState::kDenied:
+      return wire::RequestState::kDenied;
+    case RequestState::kExpired:
+      return wire::RequestState::kExpired;
+    case RequestState::kCancelled:
+      return wire::RequestState::kCancelled;
+    case RequestState::kUsed:
+      return wire::RequestState::kUsed;
+  }
+  return wire::RequestState::kDenied;
+}
+
+bool IsFinal(RequestState s) {
+  return s != RequestState::kPending && s != RequestState::kApproved;
+}
+
+// The protocol error code for a RequestBook lookup failure.
+wire::ErrorCode LookupError(const Status& s) {
+  if (s.code() == StatusCode::kNotFound) return wire::ErrorCode::kNotFound;
+  if (s.message().find("matches") != std::string::npos) return wire::ErrorCode::kAmbiguous;
+  return wire::ErrorCode::kNotFound;
+}
+
+}  // namespace
+
+// One client connection.
+struct Server::Conn {
+  UniqueFd fd;
+  Caller peer;
+  std::string peer_label;  // "uid 0 (root) pid 4242"
+  wire::FrameReader reader;
+  wire::ProtocolState state;
+  Bytes out;
+  size_t out_sent = 0;
+  bool epollout = false;
+  bool close_after_write = false;
+  // Requester role.
+  std::string request_id;  // set while this connection is the filer
+  std::optional<wire::SubmitRequest> awaiting_reason;
+  Decision awaiting_decision;
+  // Approver role.
+  bool following = false;
+  wire::ListFilter follow_filter = wire::ListFilter::kPending;
+};
+
+Server::Server(const Config& config, StateDb* db, store::Store* store, ServerOptions options)
+    : config_(config),
+      db_(db),
+      store_(store),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      sink_(store),
+      book_(&sink_, [this]() -> StatusOr<std::string> {
+        // Ids are never reused: a fresh id must be new to the whole history
+        // in the database, not just to the requests in memory.
+        for (int attempt = 0; attempt < 16; ++attempt) {
+          ASSIGN_OR_RETURN(std::string id, RandomRequestId());
+          StatusOr<bool> used = db_->Exists(id);
+          if (!used.ok()) {
+            id_error_ = used.status();
+            return used.status();
+          }
+          if (!*used) return id;
+        }
+        return InternalError("could not draw an unused request id");
+      }) {}
+
+Server::~Server() = default;
+
+size_t Server::pending() const {
+  size_t n = 0;
+  for (const Request& r : book_.List()) n += r.state == RequestState::kPending ? 1 : 0;
+  return n;
+}
+
+void Server::Log(const std::string& line) {
+  if (options_.log_events) std::fprintf(stderr, "jitgated: %s\n", line.c_str());
+}
+
+Status Server::Start() {
+  // Many waiting clients need many descriptors.
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+
+  // Requests saved by the previous run.
+  int64_t now = Now();
+  ASSIGN_OR_RETURN(std::vector<SavedRequest> active, db_->LoadActive());
+  ASSIGN_OR_RETURN(std::vector<SavedRequest> recent,
+                   db_->LoadRecentFinished(static_cast<int>(options_.keep_finished_max)));
+  for (SavedRequest& s : active) {
+    std::string id = s.request.id;
+    bool pending = s.request.state == RequestState::kPending;
+    if (s.token_hash.has_value()) token_hash_[id] = *s.token_hash;
+    RETURN_IF_ERROR(book_.Restore(std::move(s.request)));
+    if (pending) unattached_[id] = now + options_.resume_grace_nanos;
+  }
+  for (SavedRequest& s : recent) {
+    if (!book_.Restore(std::move(s.request)).ok()) continue;
+  }
+  if (!active.empty()) {
+    Log("restored " + std::to_string(active.size()) +
+        " pending or approved requests; waiting clients have " +
+        Human(options_.resume_grace_nanos) + " to resume");
+  }
+
+  // The socket: directory owned by us, 0755, so nobody else can swap it.
+  const std::string& path = config_.broker.socket;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgumentError("socket path too long: " + path);
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  std::string dir = path.substr(0, path.find_last_of('/'));
+  if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, "creating socket directory " + dir);
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return FailedPreconditionError(path + " exists and is not a socket; refusing to replace it");
+    }
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      return FailedPreconditionError("another jitgated is already listening on " + path);
+    }
+    if (::unlink(path.c_str()) != 0) return ErrnoToStatus(errno, "removing stale socket " + path);
+  }
+  listen_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_) return ErrnoToStatus(errno, "socket");
+  if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return ErrnoToStatus(errno, "bind " + path);
+  }
+  // Every local user may connect; what each may do is decided per operation
+  // by SO_PEERCRED (docs/protocol.md §1).
+  if (::chmod(path.c_str(), 0666) != 0) return ErrnoToStatus(errno, "chmod " + path);
+  if (::listen(listen_.get(), 4096) != 0) return ErrnoToStatus(errno, "listen " + path);
+
+  epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) return ErrnoToStatus(errno, "epoll_create1");
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (::pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0) return InternalError("sigprocmask");
+  signal_fd_ = UniqueFd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd_) return ErrnoToStatus(errno, "signalfd");
+  stop_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) return ErrnoToStatus(errno, "eventfd");
+  for (int fd : {listen_.get(), signal_fd_.get(), stop_fd_.get()}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return ErrnoToStatus(errno, "epoll_ctl");
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  next_prune_ = Now() + kPruneInterval;
+  Log("listening on " + path);
+  return OkStatus();
+}
+
+void Server::Stop() {
+  uint64_t one = 1;
+  if (stop_fd_) (void)!::write(stop_fd_.get(), &one, sizeof(one));
+}
+
+int Server::NextTimeoutMs() {
+  int64_t now = Now();
+  std::optional<int64_t> next = book_.NextDeadline();
+  for (const auto& [id, at] : unattached_) {
+    if (!next.has_value() || at < *next) next = at;
+  }
+  if (!next.has_value() || *next > next_prune_) next = next_prune_;
+  int64_t ms = (*next - now + 999'999) / 1'000'000;
+  if (ms < 0) ms = 0;
+  return static_cast<int>(std::min<int64_t>(ms, kMaxSleepMs));
+}
+
+Status Server::Run() {
+  std::vector<epoll_event> events(kMaxEvents);
+  while (!stopping_) {
+    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, NextTimeoutMs());
+    if (n < 0 && errno != EINTR) return ErrnoToStatus(errno, "epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == listen_.get()) {
+        Accept();
+      } else if (fd == signal_fd_.get()) {
+        signalfd_siginfo si;
+        while (::read(fd, &si, sizeof(si)) == sizeof(si)) {
+          if (si.ssi_signo == SIGHUP) {
+            Log("SIGHUP: configuration reload is not supported yet; restart jitgated to apply "
+                "a new configuration (waiting clients resume)");
+          } else {
+            Log(std::string("stopping on ") + (si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+            stopping_ = true;
+          }
+        }
+      } else if (fd == stop_fd_.get()) {
+        uint64_t v;
+        (void)!::read(fd, &v, sizeof(v));
+        stopping_ = true;
+      } else {
+        auto it = conns_.find(fd);
+        if (it == conns_.end()) continue;
+        Conn& c = *it->second;
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(c);
+        it = conns_.find(fd);  // OnReadable may have closed it
+        if (it != conns_.end() && (events[i].events & EPOLLOUT)) OnWritable(*it->second);
+      }
+    }
+    RunTimers();
+    Status s = EndTurn();
+    if (!s.ok()) {
+      fatal_ = s;
+      break;
+    }
+  }
+  // Stop: close every connection without cancelling (clients resume after a
+  // restart), then leave the store and database consistent.
+  std::vector<int> fds;
+  for (const auto& [fd, c] : conns_) fds.push_back(fd);
+  for (int fd : fds) CloseConn(fd, /*cancel_request=*/false);
+  Status s = EndTurn();
+  if (fatal_.ok() && !s.ok()) fatal_ = s;
+  if (listen_) {
+    ::unlink(config_.broker.socket.c_str());
+    listen_.reset();
+  }
+  return fatal_;
+}
+
+Status Server::EndTurn() {
+  if (!id_error_.ok()) return id_error_;
+  // Every request changed this turn goes into the database, in the same turn.
+  for (const std::string& id : touched_) {
+    const Request* r = book_.Get(id);
+    if (r == nullptr) continue;
+    SavedRequest saved{*r, std::nullopt};
+    auto t = token_hash_.find(id);
+    if (t != token_hash_.end()) saved.token_hash = t->second;
+    Status s = db_->Save(saved);
+    if (!s.ok()) {
+      db_->Rollback();
+      return s;
+    }
+  }
+  touched_.clear();
+  // Durable before anyone hears of it: audit trail first, then the state.
+  RETURN_IF_ERROR(sink_.Flush());
+  RETURN_IF_ERROR(db_->Commit());
+  std::set<int> flush;
+  flush.swap(to_flush_);
+  for (int fd : flush) {
+    auto it = conns_.find(fd);
+    if (it != conns_.end()) Flush(*it->second);
+  }
+  return OkStatus();
+}
+
+void Server::RunTimers() {
+  int64_t now = Now();
+  for (const std::string& id : book_.Expire(now)) {
+    Touch(id);
+    const Request* r = book_.Get(id);
+    if (r != nullptr) Log("request " + id + " expired: " + r->closed_comment);
+    NotifyFiler(id);
+    NotifyFollowers(id, false);
+  }
+  for (auto it = unattached_.begin(); it != unattached_.end();) {
+    const Request* r = book_.Get(it->first);
+    if (r == nullptr || r->state != RequestState::kPending || filer_.contains(it->first)) {
+      it = unattached_.erase(it);
+      continue;
+    }
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    std::string id = it->first;
+    it = unattached_.erase(it);
+    if (book_.Cancel(id, kBrokerActor, "the waiting client did not resume after a broker restart",
+                     now)
+            .ok()) {
+      Touch(id);
+      Log("request " + id + " cancelled: its client did not resume after the restart");
+      NotifyFollowers(id, false);
+    }
+  }
+  if (now >= next_prune_) {
+    PruneFinished();
+    uid_names_.clear();
+    next_prune_ = now + kPruneInterval;
+  }
+}
+
+void Server::PruneFinished() {
+  int64_t now = Now();
+  std::vector<Request> all = book_.List();
+  std::vector<std::pair<int64_t, std::string>> finished;
+  for (const Request& r : all) {
+    if (!IsFinal(r.state)) continue;
+    int64_t end = std::max({r.decided_unix_nanos, r.used_unix_nanos, r.created_unix_nanos});
+    finished.push_back({end, r.id});
+  }
+  std::sort(finished.begin(), finished.end());
+  size_t excess =
+      finished.size() > options_.keep_finished_max ? finished.size() - options_.keep_finished_max : 0;
+  for (size_t i = 0; i < finished.size(); ++i) {
+    if (i < excess || finished[i].first + options_.keep_finished_nanos < now) {
+      if (book_.Forget(finished[i].second).ok()) token_hash_.erase(finished[i].second);
+    }
+  }
+}
+
+void Server::Touch(const std::string& id) { touched_.insert(id); }
+
+// --- connections -------------------------------------------------------------
+
+void Server::Accept() {
+  while (true) {
+    int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) Log("accept: " + Errno());
+      return;
+    }
+    UniqueFd owned(fd);
+    if (conns_.size() >= options_.max_connections) {
+      Log("too many connections (" + std::to_string(conns_.size()) + "); refusing one");
+      continue;
+    }
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      Log("SO_PEERCRED: " + Errno());
+      continue;
+    }
+    auto c = std::make_unique<Conn>();
+    c->peer.uid = cred.uid;
+    c->peer.gid = cred.gid;
+    c->peer.pid = cred.pid;
+    c->peer.user = NameOfUid(cred.uid);
+    c->peer_label = Cut("uid " + std::to_string(cred.uid) + " (" + c->peer.user + ") pid " +
+                            std::to_string(cred.pid),
+                        wire::kMaxLabelField);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      Log("epoll_ctl: " + Errno());
+      continue;
+    }
+    c->fd = std::move(owned);
+    conns_.emplace(fd, std::move(c));
+  }
+}
+
+void Server::OnReadable(Conn& c) {
+  int fd = c.fd.get();
+  // Bounded work per turn so one busy client cannot starve the rest.
+  for (int frames = 0; frames < 16; ++frames) {
+    StatusOr<wire::FrameReader::ReadResult> r = c.reader.ReadFrom(fd);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kInvalidArgument) {
+        SendError(c, wire::ErrorCode::kMalformed, r.status().message());
+        c.close_after_write = true;
+        Flush(c);
+      } else {
+        CloseConn(fd, true);
+      }
+      return;
+    }
+    if (*r == wire::FrameReader::ReadResult::kWouldBlock) return;
+    if (*r == wire::FrameReader::ReadResult::kEof) {
+      CloseConn(fd, true);
+      return;
+    }
+    if (c.reader.HasFrame()) {
+      HandleFrame(c, c.reader.TakeFrame());
+      if (!conns_.contains(fd) || c.close_after_write) return;
+    }
+  }
+}
+
+void Server::HandleFrame(Conn& c, wire::Frame frame) {
+  StatusOr<wire::Message> m = wire::DecodeMessage(frame.type, frame.body);
+  if (!m.ok()) {
+    SendError(c, wire::ErrorCode::kMalformed, m.status().message());
+    c.close_after_write = true;
+    return;
+  }
+  Status s = c.state.OnClientMessage(*m);
+  if (!s.ok()) {
+    SendError(c, wire::ErrorCode::kUnexpectedMessage, s.message());
+    c.close_after_write = true;
+    return;
+  }
+  HandleMessage(c, std::move(*m));
+}
+
+void Server::HandleMessage(Conn& c, wire::Message m) {
+  if (auto* hello = std::get_if<wire::Hello>(&m)) return OnHello(c, *hello);
+  if (auto* submit = std::get_if<wire::SubmitRequest>(&m)) return OnSubmit(c, std::move(*submit));
+  if (auto* reason = std::get_if<wire::ProvideReason>(&m)) return OnProvideReason(c, *reason);
+  if (auto* resume = std::get_if<wire::Resume>(&m)) return OnResume(c, *resume);
+  if (std::holds_alternative<wire::Cancel>(m)) return OnCancel(c);
+  if (auto* list = std::get_if<wire::ListRequests>(&m)) return OnList(c, *list);
+  if (auto* get = std::get_if<wire::GetRequest>(&m)) return OnGet(c, *get);
+  if (auto* a = std::get_if<wire::Approve>(&m)) return OnVote(c, true, a->id, a->digest, a->comment);
+  if (auto* d = std::get_if<wire::Deny>(&m)) return OnVote(c, false, d->id, d->digest, d->comment);
+  if (auto* f = std::get_if<wire::Follow>(&m)) return OnFollow(c, *f);
+  // Server-to-client types were already refused by the state machine.
+  SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
+  c.close_after_write = true;
+}
+
+void Server::OnWritable(Conn& c) { Flush(c); }
+
+void Server::Send(Conn& c, const wire::Message& m) {
+  StatusOr<Bytes> frame = wire::EncodeMessage(m);
+  Status tracked = frame.ok() ? c.state.OnServerMessage(m) : frame.status();
+  if (!tracked.ok()) {
+    // A message we cannot encode or may not send is a broker bug; the client
+    // must not be left hanging: end the connection (it fails closed).
+    Log("internal error answering " + c.peer_label + ": " + tracked.message());
+    c.close_after_write = true;
+    to_flush_.insert(c.fd.get());
+    return;
+  }
+  if (c.out.size() - c.out_sent + frame->size() > options_.max_output_bytes) {
+    Log("closing " + c.peer_label + ": it does not read its replies");
+    c.close_after_write = true;
+    c.out.clear();
+    c.out_sent = 0;
+    to_flush_.insert(c.fd.get());
+    return;
+  }
+  c.out.insert(c.out.end(), frame->begin(), frame->end());
+  to_flush_.insert(c.fd.get());
+}
+
+void Server::SendError(Conn& c, wire::ErrorCode code, std::string message) {
+  wire::Error e;
+  e.code = code;
+  e.message = Cut(std::move(message), wire::kMaxMessageField);
+  Send(c, e);
+  // Fatal errors, and every error to a requester, end the connection.
+  if (wire::IsFatalError(code) || c.state.state() == wire::ConnState::kDone) {
+    c.close_after_write = true;
+  }
+}
+
+void Server::Flush(Conn& c) {
+  int fd = c.fd.get();
+  while (c.out_sent < c.out.size()) {
+    ssize_t n = ::send(fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!c.epollout) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.fd = fd;
+        (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+        c.epollout = true;
+      }
+      return;
+    }
+    if (n <= 0) {
+      CloseConn(fd, true);
+      return;
+    }
+    c.out_sent += static_cast<size_t>(n);
+  }
+  c.out.clear();
+  c.out_sent = 0;
+  if (c.epollout) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+    c.epollout = false;
+  }
+  if (c.close_after_write) CloseConn(fd, false);
+}
+
+void Server::CloseConn(int fd, bool cancel_request) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  std::unique_ptr<Conn> c = std::move(it->second);
+  conns_.erase(it);
+  followers_.erase(fd);
+  to_flush_.erase(fd);
+  if (!c->request_id.empty()) {
+    const std::string id = c->request_id;
+    auto f = filer_.find(id);
+    if (f != filer_.end() && f->second == fd) {
+      filer_.erase(f);
+      const Request* r = book_.Get(id);
+      // The waiting client went away (sshd's LoginGraceTime, Ctrl-C): the
+      // request is withdrawn. Not when we close it ourselves on shutdown.
+      if (cancel_request && !stopping_ && r != nullptr && r->state == RequestState::kPending) {
+        if (book_.Cancel(id, kBrokerActor, "the waiting client went away", Now()).ok()) {
+          Touch(id);
+          Log("request " + id + " cancelled: its client went away");
+          NotifyFollowers(id, false);
+        }
+      }
+    }
+  }
+  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  // c->fd closes here.
+}
+
+// --- names -------------------------------------------------------------------
+
+std::string Server::NameOfUid(uid_t uid) {
+  auto it = uid_names_.find(uid);
+  if (it != uid_names_.end()) return it->second;
+  passwd pw;
+  passwd* result = nullptr;
+  std::vector<char> buf(16384);
+  std::string name;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &result) == 0 && result != nullptr) {
+    name = pw.pw_name;
+  } else {
+    name = "uid:" + std::to_string(uid);  // no name: never matches a user name in policy
+  }
+  uid_names_[uid] = name;
+  return name;
+}
+
+std::optional<uid_t> Server::UidOfName(const std::string& name) {
+  passwd pw;
+  passwd* result = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &result) == 0 && result != nullptr) {
+    return pw.pw_uid;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Server::GroupsOf(const std::string& user) {
+  passwd pw;
+  passwd* result = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || result == nullptr) {
+    return {};
+  }
+  int n = 64;
+  std::vector<gid_t> gids(static_cast<size_t>(n));
+  if (::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) {
+    gids.resize(static_cast<size_t>(n));
+    if (::getgrouplist(user.c_str(), pw.pw_gid, gids.data(), &n) < 0) return {};
+  }
+  gids.resize(static_cast<size_t>(n));
+  std::vector<std::string> names;
+  for (gid_t g : gids) {
+    group gr;
+    group* gres = nullptr;
+    std::vector<char> gbuf(16384);
+    if (::getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gres) == 0 && gres != nullptr) {
+      names.push_back(gr.gr_name);
+    }
+  }
+  return names;
+}
+
+// --- views -------------------------------------------------------------------
+
+bool Server::Visible(const Conn& c, const Request& r) const {
+  if (c.peer.uid == 0) return true;
+  if (r.fields.user == c.peer.user) return true;
+  return std::binary_search(r.decision.approvers.begin(), r.decision.approvers.end(), c.peer.user);
+}
+
+wire::RequestInfo Server::InfoOf(const Request& r) const {
+  wire::RequestInfo info;
+  info.id = r.id;
+  info.fields = r.fields;
+  info.digest = r.digest;
+  info.state = WireState(r.state);
+  info.filed_by = Cut("uid " + std::to_string(r.caller.uid) + " (" + r.caller.user + ") pid " +
+                          std::to_string(r.caller.pid),
+                      wire::kMaxLabelField);
+  info.approvers = ApproversLabel(r.decision);
+  info.approvals_needed = r.decision.outcome == Outcome::kApproval
+                              ? static_cast<uint16_t>(std::max(r.decision.quorum, 1))
+                              : 0;
+  info.created_at = Seconds(r.created_unix_nanos);
+  info.expires_at = Seconds(r.state == RequestState::kApproved ? r.valid_until_unix_nanos
+                                                               : r.deadline_unix_nanos);
+  for (const Approval& a : r.approvals) {
+    if (info.votes.size() >= wire::kMaxVotes) break;
+    info.votes.push_back({wire::Verdict::kApprove, Cut(a.approver, wire::kMaxLabelField),
+                          Seconds(a.time_unix_nanos), Cut(a.comment, wire::kMaxCommentField)});
+  }
+  if (r.state == RequestState::kDenied && r.closed_by != kBrokerActor &&
+      info.votes.size() < wire::kMaxVotes) {
+    info.votes.push_back({wire::Verdict::kDeny, Cut(r.closed_by, wire::kMaxLabelField),
+                          Seconds(r.decided_unix_nanos),
+                          Cut(r.closed_comment, wire::kMaxCommentField)});
+  }
+  return info;
+}
+
+wire::RequestList Server::ListFor(const Conn& c, wire::ListFilter filter, uint16_t limit) const {
+  if (limit == 0) limit = wire::kDefaultListLimit;
+  if (limit > wire::kMaxListItems) limit = wire::kMaxListItems;
+  std::vector<Request> all = book_.List();
+  std::sort(all.begin(), all.end(), [](const Request& a, const Request& b) {
+    return a.created_unix_nanos != b.created_unix_nanos ? a.created_unix_nanos > b.created_unix_nanos
+                                                        : a.id > b.id;
+  });
+  wire::RequestList list;
+  size_t bytes = 64;  // frame header, flag, count, slack
+  for (const Request& r : all) {
+    if (filter == wire::ListFilter::kPending && r.state != RequestState::kPending) continue;
+    if (!Visible(c, r)) continue;
+    if (list.items.size() >= limit) {
+      list.more = true;
+      break;
+    }
+    wire::RequestInfo info = InfoOf(r);
+    Bytes body;
+    if (!wire::EncodeBody(info, &body).ok()) continue;
+    if (bytes + body.size() > wire::kMaxBodySize) {
+      list.more = true;
+      break;
+    }
+    bytes += body.size();
+    list.items.push_back(std::move(info));
+  }
+  return list;
+}
+
+// --- handlers ----------------------------------------------------------------
+
+void Server::OnHello(Conn& c, const wire::Hello& m) {
+  if (m.min_version > wire::kProtocolVersion || m.max_version < wire::kProtocolVersion) {
+    SendError(c, wire::ErrorCode::kUnsupportedVersion,
+              "this broker speaks protocol version " + std::to_string(wire::kProtocolVersion));
+    return;
+  }
+  wire::HelloAck ack;
+  ack.version = wire::kProtocolVersion;
+  ack.server_id = Cut(options_.server_id, wire::kMaxLabelField);
+  Send(c, ack);
+}
+
+void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
+  const wire::RequestFields& f = m.fields;
+  if (f.service.empty() || f.user.empty() || f.target_user.empty() || f.host.empty()) {
+    SendError(c, wire::ErrorCode::kInvalidRequest,
+              "a request must name the service, user, target user and host");
+    return;
+  }
+  // Who may file for whom: a user for themselves, a configured submitter
+  // (sshd and sudo run the PAM module as root) for anyone.
+  bool submitter = std::find(config_.broker.submitters.begin(), config_.broker.submitters.end(),
+                             c.peer.user) != config_.broker.submitters.end();
+  if (!submitter) {
+    std::optional<uid_t> uid = UidOfName(f.user);
+    if (!uid.has_value() || *uid != c.peer.uid) {
+      SendError(c, wire::ErrorCode::kPermissionDenied,
+                c.peer_label + " may not file requests for user '" + f.user +
+                    "' (only for itself; submitters: broker.submitters)");
+      return;
+    }
+  }
+  size_t active = book_.active();
+  if (active >= options_.max_pending) {
+    SendError(c, wire::ErrorCode::kBusy,
+              "too many requests waiting (" + std::to_string(active) + "); try again later");
+    return;
+  }
+  Decision d = Evaluate(config_.policy, f, GroupsOf(f.user));
+  bool wants_reason = f.reason.empty() && d.outcome != Outcome::kDeny &&
+                      (d.reason == ReasonMode::kRequired ||
+                       (d.reason == ReasonMode::kOptional && d.outcome == Outcome::kApproval));
+  if (wants_reason && m.can_prompt) {
+    wire::NeedReason ask;
+    ask.required = d.reason == ReasonMode::kRequired;
+    ask.prompt = Cut("Reason for " + f.service + " as " + f.target_user + " on " + f.host +
+                         (ask.required ? ": " : " (optional): "),
+                     wire::kMaxPromptField);
+    c.awaiting_reason = std::move(m);
+    c.awaiting_decision = std::move(d);
+    Send(c, ask);
+    return;
+  }
+  if (wants_reason && d.reason == ReasonMode::kRequired) {
+    wire::Decision no;
+    no.outcome = wire::Outcome::kDenied;
+    no.message = Cut("policy '" + d.policy +
+                         "' requires a reason and this client cannot ask for one; give a reason",
+                     wire::kMaxMessageField);
+    Log("refused a request of " + f.user + " for " + f.service + " on " + f.host +
+        ": reason required, none given");
+    Send(c, no);
+    c.close_after_write = true;
+    return;
+  }
+  uint32_t timeout = m.timeout_seconds;
+  CreateAndAnswer(c, m.fields, std::move(d), timeout);
+}
+
+void Server::OnProvideReason(Conn& c, const wire::ProvideReason& m) {
+  if (!c.awaiting_reason.has_value()) {
+    SendError(c, wire::ErrorCode::kUnexpectedMessage, "no reason was asked for");
+    return;
+  }
+  wire::SubmitRequest submit = std::move(*c.awaiting_reason);
+  c.awaiting_reason.reset();
+  Decision d = std::move(c.awaiting_decision);
+  submit.fields.reason = m.reason;
+  if (m.reason.empty() && d.reason == ReasonMode::kRequired) {
+    wire::Decision no;
+    no.outcome = wire::Outcome::kDenied;
+    no.message = Cut("policy '" + d.policy + "' requires a reason; none given", wire::kMaxMessageField);
+    Send(c, no);
+    c.close_after_write = true;
+    return;
+  }
+  CreateAndAnswer(c, std::move(submit.fields), std::move(d), submit.timeout_seconds);
+}
+
+void Server::CreateAndAnswer(Conn& c, wire::RequestFields fields, Decision decision,
+                             uint32_t timeout_seconds) {
+  if (timeout_seconds > 0 && decision.outcome == Outcome::kApproval) {
+    auto client = std::chrono::seconds(timeout_seconds);
+    if (client < decision.timeout) decision.timeout = client;
+  }
+  int64_t now = Now();
+  StatusOr<Request> created = book_.Create(fields, c.peer, decision, now);
+  if (!created.ok()) {
+    if (!id_error_.ok()) {
+      SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+      return;
+    }
+    SendError(c, wire::ErrorCode::kInvalidRequest, created.status().message());
+    return;
+  }
+  const std::string id = created->id;
+  Touch(id);
+  Log("request " + id + " from " + c.peer_label + ": " + fields.service + " " + fields.user +
+      " -> " + fields.target_user + "@" + fields.host +
+      (fields.command.empty() ? "" : " `" + Cut(fields.command, 200) + "`") + " [policy " +
+      (decision.policy.empty() ? "none" : decision.policy) + ": " + ApproversLabel(decision) +
+      "] " + std::string(RequestStateName(created->state)));
+  if (created->state != RequestState::kPending) {
+    NotifyFollowers(id, true);
+    Deliver(c, id);
+    return;
+  }
+  wire::ResumeToken token{};
+  if (!crypto::RandomBytes(token).ok()) {
+    (void)book_.Cancel(id, kBrokerActor, "no randomness for a resume token", now);
+    SendError(c, wire::ErrorCode::kInternal, "broker could not make a resume token");
+    return;
+  }
+  token_hash_[id] = crypto::Sha256(ByteSpan(token));
+  c.request_id = id;
+  filer_[id] = c.fd.get();
+  wire::RequestAccepted acc;
+  acc.id = id;
+  acc.resume_token = token;
+  acc.digest = created->digest;
+  acc.approvers = ApproversLabel(created->decision);
+  acc.wait_seconds = SecondsLeft(created->deadline_unix_nanos, now);
+  crypto::Cleanse(token.data(), token.size());
+  Send(c, acc);
+  NotifyFollowers(id, true);
+}
+
+void Server::Deliver(Conn& c, const std::string& id) {
+  int64_t now = Now();
+  const Request* r = book_.Get(id);
+  if (r == nullptr) {
+    SendError(c, wire::ErrorCode::kNotFound, "no request " + id);
+    return;
+  }
+  wire::Decision d;
+  d.id = r->id;
+  d.digest = r->digest;
+  if (r->state == RequestState::kApproved) {
+    // Delivering the approval to its filer consumes it: one use only.
+    StatusOr<Request> used = book_.MarkUsed(id, r->digest, now);
+    Touch(id);
+    r = book_.Get(id);
+    if (used.ok()) {
+      d.outcome = wire::Outcome::kApproved;
+      for (const Approval& a : r->approvals) {
+        if (d.decided_by.size() < wire::kMaxVotes) d.decided_by.push_back(Cut(a.approver, 256));
+      }
+      if (d.decided_by.empty()) d.decided_by.push_back(Cut("policy:" + r->decision.policy, 256));
+      d.comment = r->approvals.empty() ? "" : Cut(r->approvals.back().comment, 512);
+      d.valid_until = Seconds(r->valid_until_unix_nanos);
+      std::string by;
+      for (const std::string& n : d.decided_by) by += (by.empty() ? "" : ", ") + n;
+      d.message = Cut("request " + id + " approved by " + by +
+                          (d.comment.empty() ? "" : ": " + d.comment),
+                      wire::kMaxMessageField);
+      Log("request " + id + " used by " + c.peer_label);
+      NotifyFollowers(id, false);
+    }
+  }
+  if (r->state == RequestState::kDenied) {
+    d.outcome = wire::Outcome::kDenied;
+    d.decided_by.push_back(Cut(r->closed_by == kBrokerActor ? "policy:" + r->decision.policy
+                                                              : r->closed_by,
+                               256));
+    d.comment = Cut(r->closed_comment, wire::kMaxCommentField);
+    d.message = Cut(r->closed_by == kBrokerActor
+                        ? "request " + id + " denied: " + r->closed_comment
+                        : "request " + id + " denied by " + r->closed_by +
+                              (r->closed_comment.empty() ? "" : ": " + r->closed_comment),
+                    wire::kMaxMessageField);
+  } else if (r->state == RequestState::kExpired) {
+    d.outcome = wire::Outcome::kExpired;
+    d.message = Cut("request " + id + " expired: " + r->closed_comment, wire::kMaxMessageField);
+  } else if (r->state == RequestState::kCancelled) {
+    d.outcome = wire::Outcome::kCancelled;
+    d.message = Cut("request " + id + " cancelled: " + r->closed_comment, wire::kMaxMessageField);
+  } else if (r->state == RequestState::kPending) {
+    return;  // nothing final to say yet
+  } else if (d.outcome != wire::Outcome::kApproved) {
+    // kUsed by someone else, or an approval that expired as it was delivered.
+    SendError(c, wire::ErrorCode::kNotFound, "no usable decision for request " + id);
+    return;
+  }
+  if (c.request_id == id) {
+    auto f = filer_.find(id);
+    if (f != filer_.end() && f->second == c.fd.get()) filer_.erase(f);
+    c.request_id.clear();
+  }
+  Send(c, d);
+  c.close_after_write = true;
+}
+
+void Server::NotifyFiler(const std::string& id) {
+  auto f = filer_.find(id);
+  if (f == filer_.end()) return;
+  auto it = conns_.find(f->second);
+  if (it == conns_.end()) return;
+  Conn& c = *it->second;
+  const Request* r = book_.Get(id);
+  if (r == nullptr) return;
+  if (r->state == RequestState::kPending) {
+    wire::StatusUpdate u;
+    u.approvals = static_cast<uint16_t>(r->approvals.size());
+    u.approvals_needed = static_cast<uint16_t>(std::max(r->decision.quorum, 1));
+    u.wait_seconds = SecondsLeft(r->deadline_unix_nanos, Now());
+    std::string by;
+    for (const Approval& a : r->approvals) by += (by.empty() ? "" : ", ") + a.approver;
+    u.message = Cut("approved by " + by + " (" + std::to_string(u.approvals) + " of " +
+                        std::to_string(u.approvals_needed) + "); waiting for more",
+                    wire::kMaxMessageField);
+    Send(c, u);
+    return;
+  }
+  Deliver(c, id);
+}
+
+void Server::NotifyFollowers(const std::string& id, bool created) {
+  if (followers_.empty()) return;
+  const Request* r = book_.Get(id);
+  if (r == nullptr) return;
+  wire::RequestInfo info = InfoOf(*r);
+  for (int fd : std::vector<int>(followers_.begin(), followers_.end())) {
+    auto it = conns_.find(fd);
+    if (it == conns_.end()) continue;
+    Conn& c = *it->second;
+    if (!Visible(c, *r)) continue;
+    if (c.follow_filter == wire::ListFilter::kPending &&
+        !(created && r->state == RequestState::kPending)) {
+      continue;
+    }
+    Send(c, info);
+  }
+}
+
+void Server::OnResume(Conn& c, const wire::Resume& m) {
+  const Request* r = book_.Get(m.id);
+  auto t = token_hash_.find(m.id);
+  crypto::Sha256Digest presented = crypto::Sha256(ByteSpan(m.resume_token));
+  // One answer for every failure, so tokens and ids cannot be probed.
+  if (r == nullptr || t == token_hash_.end() ||
+      !crypto::ConstantTimeEquals(ByteSpan(presented), ByteSpan(t->second)) ||
+      r->state == RequestState::kUsed) {
+    SendError(c, wire::ErrorCode::kNotFound, "no request " + m.id + " to resume");
+    return;
+  }
+  unattached_.erase(m.id);
+  // The new connection becomes the only filer; an older one is dropped
+  // without cancelling.
+  auto f = filer_.find(m.id);
+  if (f != filer_.end() && f->second != c.fd.get()) {
+    int old = f->second;
+    filer_.erase(f);
+    auto it = conns_.find(old);
+    if (it != conns_.end()) {
+      it->second->request_id.clear();
+      CloseConn(old, false);
+    }
+  }
+  if (r->state != RequestState::kPending) {
+    Log("request " + m.id + " resumed by " + c.peer_label + " (already " +
+        std::string(RequestStateName(r->state)) + ")");
+    Deliver(c, m.id);
+    return;
+  }
+  c.request_id = m.id;
+  filer_[m.id] = c.fd.get();
+  wire::RequestAccepted acc;
+  acc.id = m.id;
+  acc.resume_token = m.resume_token;
+  acc.digest = r->digest;
+  acc.approvers = ApproversLabel(r->decision);
+  acc.wait_seconds = SecondsLeft(r->deadline_unix_nanos, Now());
+  Log("request " + m.id + " resumed by " + c.peer_label);
+  Send(c, acc);
+  if (!r->approvals.empty()) NotifyFiler(m.id);
+}
+
+void Server::OnCancel(Conn& c) {
+  if (c.state.state() == wire::ConnState::kDone) return;  // crossed the Decision
+  if (c.awaiting_reason.has_value()) {
+    // No request exists yet: nothing to record.
+    c.awaiting_reason.reset();
+    wire::Decision d;
+    d.outcome = wire::Outcome::kCancelled;
+    d.message = "cancelled before the request was filed";
+    Send(c, d);
+    c.close_after_write = true;
+    return;
+  }
+  const std::string id = c.request_id;
+  if (!id.empty() &&
+      book_.Cancel(id, c.peer.user, "cancelled by the requester", Now()).ok()) {
+    Touch(id);
+    Log("request " + id + " cancelled by " + c.peer_label);
+    NotifyFollowers(id, false);
+  }
+  if (!id.empty()) {
+    Deliver(c, id);
+  } else {
+    SendError(c, wire::ErrorCode::kNotFound, "no request to cancel");
+  }
+}
+
+void Server::OnList(Conn& c, const wire::ListRequests& m) {
+  Send(c, ListFor(c, m.filter, m.limit));
+}
+
+void Server::OnGet(Conn& c, const wire::GetRequest& m) {
+  StatusOr<Request> r = book_.Find(m.id);
+  if (!r.ok()) {
+    SendError(c, LookupError(r.status()), r.status().message());
+    return;
+  }
+  if (!Visible(c, *r)) {
+    SendError(c, wire::ErrorCode::kNotFound, "no request " + m.id);
+    return;
+  }
+  Send(c, InfoOf(*r));
+}
+
+void Server::OnVote(Conn& c, bool approve, const std::string& id_or_prefix,
+                    const crypto::Sha256Digest& digest, const std::string& comment) {
+  int64_t now = Now();
+  StatusOr<Request> found = book_.Find(id_or_prefix);
+  if (!found.ok()) {
+    SendError(c, LookupError(found.status()), found.status().message());
+    return;
+  }
+  const Request& r = *found;
+  const std::string& who = c.peer.user;
+  // Precise answers first; RequestBook checks all of it again.
+  if (!Visible(c, r)) {
+    SendError(c, wire::ErrorCode::kNotFound, "no request " + id_or_prefix);
+    return;
+  }
+  if (r.state != RequestState::kPending) {
+    SendError(c, wire::ErrorCode::kNotPending,
+              "request " + r.id + " is " + std::string(RequestStateName(r.state)) +
+                  ", not pending");
+    return;
+  }
+  if (!crypto::ConstantTimeEquals(ByteSpan(digest), ByteSpan(r.digest))) {
+    SendError(c, wire::ErrorCode::kDigestMismatch,
+              "request " + r.id + " is not the request you were shown (digest mismatch)");
+    return;
+  }
+  if (approve && (who == r.fields.user || who == r.fields.target_user)) {
+    SendError(c, wire::ErrorCode::kSelfApproval,
+              who + " cannot approve request " + r.id + ": it is their own");
+    return;
+  }
+  if (approve) {
+    for (const Approval& a : r.approvals) {
+      if (a.approver == who) {
+        SendError(c, wire::ErrorCode::kDuplicateVote,
+                  who + " has already approved request " + r.id);
+        return;
+      }
+    }
+  }
+  StatusOr<Request> after = approve ? book_.Approve(r.id, who, digest, comment, now)
+                                    : book_.Deny(r.id, who, digest, comment, now);
+  if (!after.ok()) {
+    wire::ErrorCode code = wire::ErrorCode::kNotPending;
+    switch (after.status().code()) {
+      case StatusCode::kPermissionDenied:
+        code = wire::ErrorCode::kPermissionDenied;
+        break;
+      case StatusCode::kAlreadyExists:
+        code = wire::ErrorCode::kDuplicateVote;
+        break;
+      case StatusCode::kNotFound:
+        code = wire::ErrorCode::kNotFound;
+        break;
+      default:
+        break;
+    }
+    Touch(r.id);  // a lazy expiry may have changed it
+    SendError(c, code, after.status().message());
+    return;
+  }
+  Touch(r.id);
+  Log("request " + r.id + (approve ? " approved by " : " denied by ") + who +
+      (comment.empty() ? "" : " (" + Cut(comment, 200) + ")") + " -> " +
+      std::string(RequestStateName(after->state)));
+  Send(c, InfoOf(*after));
+  NotifyFiler(r.id);
+  NotifyFollowers(r.id, false);
+}
+
+void Server::OnFollow(Conn& c, const wire::Follow& m) {
+  c.following = true;
+  c.follow_filter = m.filter;
+  followers_.insert(c.fd.get());
+  Send(c, ListFor(c, m.filter, 0));
+}
+
+}  // namespace jitgate::broker

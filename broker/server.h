@@ -1,0 +1,172 @@
+// Server: jitgated's event loop. One thread, one epoll set: the listening
+// Unix socket, every client connection, a signalfd and an eventfd for stop
+// requests. No thread per waiting client: a waiting login costs one socket
+// and a few hundred bytes, so 10,000 waiters are ordinary.
+//
+// Each turn of the loop reads whatever arrived, applies it to the RequestBook
+// (which emits audit events into the store), saves the requests it changed
+// into the StateDb, then -- before a single reply leaves -- waits until the
+// turn's audit events are durable in the store and commits the database.
+// Replies of one turn share one fsync of each (group commit), and no client
+// is ever told of a decision that a crash could take back.
+//
+// Protocol: docs/protocol.md. Identity is the kernel's (SO_PEERCRED), names
+// come from NSS.
+#ifndef JITGATE_BROKER_SERVER_H_
+#define JITGATE_BROKER_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/config.h"
+#include "broker/lifecycle.h"
+#include "broker/state_db.h"
+#include "broker/store_audit.h"
+#include "core/base/clock.h"
+#include "core/base/status.h"
+#include "core/base/unique_fd.h"
+#include "core/wire/framing.h"
+#include "core/wire/messages.h"
+#include "core/wire/protocol_state.h"
+#include "store/store.h"
+
+namespace jitgate::broker {
+
+struct ServerOptions {
+  Clock* clock = nullptr;  // default RealClock()
+  std::string server_id;   // HelloAck.server_id
+  // Requests pending at once before SubmitRequest is answered `busy`.
+  size_t max_pending = 50'000;
+  // Connections at once; more are accepted and closed at once.
+  size_t max_connections = 60'000;
+  // After a restart, pending requests wait this long for their filer to
+  // Resume before they are cancelled (docs/protocol.md §5.3).
+  int64_t resume_grace_nanos = int64_t{wire::kResumeGraceSeconds} * 1'000'000'000;
+  // A connection whose unsent output exceeds this is closed (a follower that
+  // stopped reading).
+  size_t max_output_bytes = 4u << 20;
+  // Finished requests stay in memory (for `jitgate requests --all`) this
+  // long after they finished, and at most this many.
+  int64_t keep_finished_nanos = int64_t{3600} * 1'000'000'000;
+  size_t keep_finished_max = 10'000;
+  // Print one line per request event to stderr.
+  bool log_events = true;
+};
+
+class Server {
+ public:
+  // config, db and store must outlive the server.
+  Server(const Config& config, StateDb* db, store::Store* store, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Loads the saved requests, creates the socket (config.broker.socket; its
+  // directory is created 0755 if missing; a stale socket is replaced, a live
+  // one is an error) and the epoll set. SIGTERM, SIGINT and SIGHUP are
+  // blocked in the calling thread and read from a signalfd by Run.
+  Status Start();
+
+  // Serves until SIGTERM/SIGINT or Stop(). Returns OK on a requested stop;
+  // an error if the store or the database failed (the broker then stops:
+  // fail closed). Connections are closed without cancelling their requests,
+  // so that clients resume after a restart.
+  Status Run();
+
+  // Asks Run to return. Thread- and async-signal-safe.
+  void Stop();
+
+  // The number of requests waiting for a decision (for tests and metrics).
+  size_t pending() const;
+
+ private:
+  struct Conn;
+
+  // Event loop pieces.
+  void Accept();
+  void OnReadable(Conn& c);
+  void OnWritable(Conn& c);
+  void HandleFrame(Conn& c, wire::Frame frame);
+  void HandleMessage(Conn& c, wire::Message m);
+  Status EndTurn();
+  void RunTimers();
+  int NextTimeoutMs();
+
+  // Handlers.
+  void OnHello(Conn& c, const wire::Hello& m);
+  void OnSubmit(Conn& c, wire::SubmitRequest m);
+  void OnProvideReason(Conn& c, const wire::ProvideReason& m);
+  void OnResume(Conn& c, const wire::Resume& m);
+  void OnCancel(Conn& c);
+  void OnList(Conn& c, const wire::ListRequests& m);
+  void OnGet(Conn& c, const wire::GetRequest& m);
+  void OnVote(Conn& c, bool approve, const std::string& id, const crypto::Sha256Digest& digest,
+              const std::string& comment);
+  void OnFollow(Conn& c, const wire::Follow& m);
+
+  // Files the request and answers the filer (RequestAccepted or Decision).
+  void CreateAndAnswer(Conn& c, wire::RequestFields fields, Decision decision,
+                       uint32_t timeout_seconds);
+  // Tells the filer of request id (if connected) what changed.
+  void NotifyFiler(const std::string& id);
+  // Sends the final Decision for r to c, consuming an approval, and closes c
+  // after the write.
+  void Deliver(Conn& c, const std::string& id);
+  void NotifyFollowers(const std::string& id, bool created);
+
+  // Output.
+  void Send(Conn& c, const wire::Message& m);
+  void SendError(Conn& c, wire::ErrorCode code, std::string message);
+  void CloseConn(int fd, bool cancel_request);
+  void Flush(Conn& c);
+
+  // Helpers.
+  void Touch(const std::string& id);
+  bool Visible(const Conn& c, const Request& r) const;
+  wire::RequestInfo InfoOf(const Request& r) const;
+  wire::RequestList ListFor(const Conn& c, wire::ListFilter filter, uint16_t limit) const;
+  std::string NameOfUid(uid_t uid);
+  std::optional<uid_t> UidOfName(const std::string& name);
+  std::vector<std::string> GroupsOf(const std::string& user);
+  int64_t Now() { return clock_->NowUnixNanos(); }
+  void Log(const std::string& line);
+  void PruneFinished();
+
+  const Config& config_;
+  StateDb* db_;
+  store::Store* store_;
+  ServerOptions options_;
+  Clock* clock_;
+  StoreAuditSink sink_;
+  RequestBook book_;
+  Status id_error_;  // an error of the id source (database lookups)
+
+  UniqueFd epoll_;
+  UniqueFd listen_;
+  UniqueFd signal_fd_;
+  UniqueFd stop_fd_;
+  bool stopping_ = false;
+  Status fatal_;
+
+  std::unordered_map<int, std::unique_ptr<Conn>> conns_;
+  std::map<std::string, int> filer_;  // request id -> fd of its waiting client
+  std::map<std::string, crypto::Sha256Digest> token_hash_;  // request id -> SHA-256(token)
+  std::map<std::string, int64_t> unattached_;  // restored pending id -> grace deadline
+  std::set<int> followers_;
+  std::set<std::string> touched_;  // request ids changed this turn
+  std::set<int> to_flush_;         // connections with output this turn
+  std::map<uid_t, std::string> uid_names_;
+  int64_t next_prune_ = 0;
+};
+
+}  // namespace jitgate::broker
+
+#endif  // JITGATE_BROKER_SERVER_H_

@@ -1,0 +1,361 @@
+#include "broker/state_db.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "core/base/status_macros.h"
+#include "core/base/unique_fd.h"
+
+namespace jitgate::broker {
+namespace {
+
+constexpr uint8_t kEncodingVersion = 1;
+// Caps for decoding: generous for every real value, small enough that a
+// corrupted row cannot make the broker allocate without bound.
+constexpr size_t kMaxString = 64 * 1024;
+constexpr uint16_t kMaxList = 4096;
+
+void PutString(ByteWriter& w, std::string_view s) { w.PutU32Prefixed(s); }
+
+void PutStrings(ByteWriter& w, const std::vector<std::string>& v) {
+  w.PutU16(static_cast<uint16_t>(v.size()));
+  for (const std::string& s : v) PutString(w, s);
+}
+
+void PutI64(ByteWriter& w, int64_t v) { w.PutU64(static_cast<uint64_t>(v)); }
+
+// Decoding helpers: each returns false on truncation or a broken cap.
+bool GetString(ByteReader& r, std::string* out) {
+  return r.GetU32PrefixedString(out, kMaxString);
+}
+
+bool GetStrings(ByteReader& r, std::vector<std::string>* out) {
+  uint16_t n;
+  if (!r.GetU16(&n) || n > kMaxList) return false;
+  out->resize(n);
+  for (std::string& s : *out) {
+    if (!GetString(r, &s)) return false;
+  }
+  return true;
+}
+
+bool GetI64(ByteReader& r, int64_t* out) {
+  uint64_t v;
+  if (!r.GetU64(&v)) return false;
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+bool GetDuration(ByteReader& r, std::chrono::nanoseconds* out) {
+  int64_t v;
+  if (!GetI64(r, &v)) return false;
+  *out = std::chrono::nanoseconds(v);
+  return true;
+}
+
+template <typename Enum>
+bool GetEnum(ByteReader& r, uint8_t max, Enum* out) {
+  uint8_t v;
+  if (!r.GetU8(&v) || v > max) return false;
+  *out = static_cast<Enum>(v);
+  return true;
+}
+
+void PutFields(ByteWriter& w, const wire::RequestFields& f) {
+  for (const std::string* s : {&f.service, &f.user, &f.target_user, &f.host, &f.remote_addr,
+                               &f.tty, &f.command, &f.cwd, &f.reason}) {
+    PutString(w, *s);
+  }
+}
+
+bool GetFields(ByteReader& r, wire::RequestFields* f) {
+  for (std::string* s : {&f->service, &f->user, &f->target_user, &f->host, &f->remote_addr,
+                         &f->tty, &f->command, &f->cwd, &f->reason}) {
+    if (!GetString(r, s)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Bytes EncodeSavedRequest(const SavedRequest& saved) {
+  const Request& q = saved.request;
+  ByteWriter w(512);
+  w.PutU8(kEncodingVersion);
+  PutString(w, q.id);
+  PutFields(w, q.fields);
+  w.PutBytes(ByteSpan(q.digest));
+  w.PutU32(q.caller.uid);
+  w.PutU32(q.caller.gid);
+  w.PutU32(static_cast<uint32_t>(q.caller.pid));
+  PutString(w, q.caller.user);
+  const Decision& d = q.decision;
+  PutString(w, d.policy);
+  w.PutU8(static_cast<uint8_t>(d.outcome));
+  PutString(w, d.explanation);
+  PutStrings(w, d.approver_groups);
+  PutStrings(w, d.approvers);
+  w.PutU32(static_cast<uint32_t>(d.quorum));
+  w.PutU8(static_cast<uint8_t>(d.reason));
+  PutI64(w, d.timeout.count());
+  PutI64(w, d.ttl.count());
+  w.PutU8(static_cast<uint8_t>(q.state));
+  for (int64_t t : {q.created_unix_nanos, q.deadline_unix_nanos, q.decided_unix_nanos,
+                    q.valid_until_unix_nanos, q.used_unix_nanos}) {
+    PutI64(w, t);
+  }
+  w.PutU16(static_cast<uint16_t>(q.approvals.size()));
+  for (const Approval& a : q.approvals) {
+    PutString(w, a.approver);
+    PutString(w, a.comment);
+    PutI64(w, a.time_unix_nanos);
+  }
+  PutString(w, q.closed_by);
+  PutString(w, q.closed_comment);
+  w.PutU8(saved.token_hash.has_value() ? 1 : 0);
+  if (saved.token_hash.has_value()) w.PutBytes(ByteSpan(*saved.token_hash));
+  return w.Release();
+}
+
+StatusOr<SavedRequest> DecodeSavedRequest(ByteSpan data) {
+  ByteReader r(data);
+  SavedRequest saved;
+  Request& q = saved.request;
+  Decision& d = q.decision;
+  uint8_t version = 0;
+  uint32_t uid, gid, pid, quorum;
+  uint16_t approvals;
+  uint8_t has_token;
+  bool ok = r.GetU8(&version) && version == kEncodingVersion && GetString(r, &q.id) &&
+            GetFields(r, &q.fields) && r.CopyBytes(q.digest) && r.GetU32(&uid) &&
+            r.GetU32(&gid) && r.GetU32(&pid) && GetString(r, &q.caller.user) &&
+            GetString(r, &d.policy) &&
+            GetEnum(r, static_cast<uint8_t>(Outcome::kApproval), &d.outcome) &&
+            GetString(r, &d.explanation) && GetStrings(r, &d.approver_groups) &&
+            GetStrings(r, &d.approvers) && r.GetU32(&quorum) &&
+            GetEnum(r, static_cast<uint8_t>(ReasonMode::kRequired), &d.reason) &&
+            GetDuration(r, &d.timeout) && GetDuration(r, &d.ttl) &&
+            GetEnum(r, static_cast<uint8_t>(RequestState::kUsed), &q.state) &&
+            GetI64(r, &q.created_unix_nanos) && GetI64(r, &q.deadline_unix_nanos) &&
+            GetI64(r, &q.decided_unix_nanos) && GetI64(r, &q.valid_until_unix_nanos) &&
+            GetI64(r, &q.used_unix_nanos) && r.GetU16(&approvals) && approvals <= kMaxList;
+  if (ok) {
+    q.approvals.resize(approvals);
+    for (Approval& a : q.approvals) {
+      ok = ok && GetString(r, &a.approver) && GetString(r, &a.comment) &&
+           GetI64(r, &a.time_unix_nanos);
+    }
+  }
+  ok = ok && GetString(r, &q.closed_by) && GetString(r, &q.closed_comment) &&
+       r.GetU8(&has_token) && has_token <= 1;
+  if (ok && has_token == 1) {
+    crypto::Sha256Digest h{};
+    ok = r.CopyBytes(h);
+    saved.token_hash = h;
+  }
+  if (!ok || !r.Empty() || quorum > 1024) {
+    return DataLossError("saved request is malformed (version " + std::to_string(version) +
+                         ", " + std::to_string(data.size()) + " bytes)");
+  }
+  q.caller.uid = uid;
+  q.caller.gid = gid;
+  q.caller.pid = static_cast<int32_t>(pid);
+  d.quorum = static_cast<int>(quorum);
+  if (wire::RequestDigest(q.fields) != q.digest) {
+    return DataLossError("saved request " + q.id + ": digest does not match its fields");
+  }
+  return saved;
+}
+
+StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
+  // Create the file ourselves so that it is 0600 from the first byte, and
+  // refuse one that others could read: it holds resume token hashes and the
+  // full request history.
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) return ErrnoToStatus(errno, "state database " + path);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "state database " + path);
+    if (!S_ISREG(st.st_mode)) {
+      return FailedPreconditionError("state database " + path + " is not a regular file");
+    }
+    if ((st.st_mode & 077) != 0) {
+      return FailedPreconditionError("state database " + path +
+                                     " is readable by group or others; chmod 600 it");
+    }
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return InternalError("state database " + path + ": " + msg);
+  }
+  std::unique_ptr<StateDb> s(new StateDb(db));
+  sqlite3_busy_timeout(db, 5000);
+  RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(s->Exec(
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');"
+      "CREATE TABLE IF NOT EXISTS requests("
+      "  id TEXT PRIMARY KEY,"
+      "  state INTEGER NOT NULL,"
+      "  created_ns INTEGER NOT NULL,"
+      "  changed_seq INTEGER NOT NULL,"
+      "  body BLOB NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state, created_ns);"
+      "CREATE INDEX IF NOT EXISTS requests_by_change ON requests(changed_seq);"));
+  // The schema version is checked, not assumed: a newer database is refused.
+  sqlite3_stmt* st = nullptr;
+  RETURN_IF_ERROR(s->Prepare("SELECT value FROM meta WHERE key='schema'", &st));
+  std::string schema;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    schema = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  if (schema != "1") {
+    return FailedPreconditionError("state database " + path + " has schema '" + schema +
+                                   "'; this jitgated understands schema 1");
+  }
+  RETURN_IF_ERROR(s->Prepare(
+      "INSERT OR REPLACE INTO requests(id, state, created_ns, changed_seq, body) "
+      "VALUES(?1, ?2, ?3, (SELECT COALESCE(MAX(changed_seq), 0) + 1 FROM requests), ?4)",
+      &s->save_));
+  RETURN_IF_ERROR(s->Prepare("SELECT 1 FROM requests WHERE id = ?1", &s->exists_));
+  return s;
+}
+
+StateDb::~StateDb() {
+  Rollback();
+  sqlite3_finalize(save_);
+  sqlite3_finalize(exists_);
+  sqlite3_close(db_);
+}
+
+Status StateDb::Error(std::string_view what) {
+  return InternalError("state database: " + std::string(what) + ": " + sqlite3_errmsg(db_));
+}
+
+Status StateDb::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    return InternalError("state database: " + msg);
+  }
+  return OkStatus();
+}
+
+Status StateDb::Prepare(const char* sql, sqlite3_stmt** stmt) {
+  if (sqlite3_prepare_v2(db_, sql, -1, stmt, nullptr) != SQLITE_OK) return Error("prepare");
+  return OkStatus();
+}
+
+Status StateDb::Save(const SavedRequest& saved) {
+  if (!in_transaction_) {
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    in_transaction_ = true;
+  }
+  Bytes body = EncodeSavedRequest(saved);
+  const Request& q = saved.request;
+  sqlite3_reset(save_);
+  sqlite3_bind_text(save_, 1, q.id.data(), static_cast<int>(q.id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(save_, 2, static_cast<int>(q.state));
+  sqlite3_bind_int64(save_, 3, q.created_unix_nanos);
+  sqlite3_bind_blob(save_, 4, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_step(save_);
+  sqlite3_reset(save_);
+  if (rc != SQLITE_DONE) return Error("saving request " + q.id);
+  return OkStatus();
+}
+
+Status StateDb::Commit() {
+  if (!in_transaction_) return OkStatus();
+  in_transaction_ = false;
+  Status s = Exec("COMMIT");
+  if (!s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  return OkStatus();
+}
+
+void StateDb::Rollback() {
+  if (!in_transaction_) return;
+  in_transaction_ = false;
+  (void)Exec("ROLLBACK");
+}
+
+StatusOr<std::vector<SavedRequest>> StateDb::Load(sqlite3_stmt* stmt) {
+  std::vector<SavedRequest> out;
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      Status s = Error("loading requests");
+      sqlite3_finalize(stmt);
+      return s;
+    }
+    const void* blob = sqlite3_column_blob(stmt, 0);
+    int n = sqlite3_column_bytes(stmt, 0);
+    StatusOr<SavedRequest> saved = DecodeSavedRequest(
+        ByteSpan(static_cast<const uint8_t*>(blob), static_cast<size_t>(n)));
+    if (!saved.ok()) {
+      sqlite3_finalize(stmt);
+      return saved.status();
+    }
+    out.push_back(std::move(*saved));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+StatusOr<std::vector<SavedRequest>> StateDb::LoadActive() {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT body FROM requests WHERE state IN (?1, ?2) ORDER BY created_ns",
+                          &stmt));
+  sqlite3_bind_int(stmt, 1, static_cast<int>(RequestState::kPending));
+  sqlite3_bind_int(stmt, 2, static_cast<int>(RequestState::kApproved));
+  return Load(stmt);
+}
+
+StatusOr<std::vector<SavedRequest>> StateDb::LoadRecentFinished(int limit) {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "SELECT body FROM requests WHERE state NOT IN (?1, ?2) ORDER BY changed_seq DESC LIMIT ?3",
+      &stmt));
+  sqlite3_bind_int(stmt, 1, static_cast<int>(RequestState::kPending));
+  sqlite3_bind_int(stmt, 2, static_cast<int>(RequestState::kApproved));
+  sqlite3_bind_int(stmt, 3, limit);
+  return Load(stmt);
+}
+
+StatusOr<bool> StateDb::Exists(std::string_view id) {
+  sqlite3_reset(exists_);
+  sqlite3_bind_text(exists_, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_step(exists_);
+  sqlite3_reset(exists_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Error("looking up request id");
+}
+
+StatusOr<int64_t> StateDb::Count() {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT COUNT(*) FROM requests", &stmt));
+  int64_t n = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) n = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (n < 0) return Error("counting requests");
+  return n;
+}
+
+}  // namespace jitgate::broker
