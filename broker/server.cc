@@ -779,9 +779,10 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
     return;
   }
   if (wants_reason && d.reason == ReasonMode::kRequired) {
+    // No request is filed, so the answer has no id: outcome error.
     wire::Decision no;
-    no.outcome = wire::Outcome::kDenied;
-    no.message = Cut("policy '" + d.policy +
+    no.outcome = wire::Outcome::kError;
+    no.message = Cut("access denied: policy '" + d.policy +
                          "' requires a reason and this client cannot ask for one; give a reason",
                      wire::kMaxMessageField);
     Log("refused a request of " + f.user + " for " + f.service + " on " + f.host +
@@ -805,8 +806,9 @@ void Server::OnProvideReason(Conn& c, const wire::ProvideReason& m) {
   submit.fields.reason = m.reason;
   if (m.reason.empty() && d.reason == ReasonMode::kRequired) {
     wire::Decision no;
-    no.outcome = wire::Outcome::kDenied;
-    no.message = Cut("policy '" + d.policy + "' requires a reason; none given", wire::kMaxMessageField);
+    no.outcome = wire::Outcome::kError;  // no request filed: no id
+    no.message = Cut("access denied: policy '" + d.policy + "' requires a reason; none given",
+                     wire::kMaxMessageField);
     Send(c, no);
     c.close_after_write = true;
     return;
@@ -1018,7 +1020,7 @@ void Server::OnCancel(Conn& c) {
     // No request exists yet: nothing to record.
     c.awaiting_reason.reset();
     wire::Decision d;
-    d.outcome = wire::Outcome::kCancelled;
+    d.outcome = wire::Outcome::kError;  // no request filed: no id
     d.message = "cancelled before the request was filed";
     Send(c, d);
     c.close_after_write = true;
