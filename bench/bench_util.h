@@ -30,6 +30,7 @@ class Flags {
   // usage to stderr and exits 2.
   Flags(int argc, char** argv, const std::map<std::string, std::string>& defaults_with_help);
   int64_t Int(const std::string& name) const;
+  const std::string& Str(const std::string& name) const { return values_.at(name); }
   bool Bool(const std::string& name) const;
 
  private:
