@@ -6,6 +6,7 @@
 // and the state database, and serves the Unix socket until SIGTERM. Exit
 // status: 0 clean stop or valid configuration, 1 runtime failure, 2 usage or
 // configuration error. Every failure is one line on stderr.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,16 @@ std::string Hostname() {
 
 int Serve(const jitgate::broker::Config& config) {
   using namespace jitgate;
+  // Block the stop signals before any thread exists (the store starts its
+  // writer thread), so that every thread inherits the mask and the signals
+  // reach only the server's signalfd, never a default action that would kill
+  // the process mid-write.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (::pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0) return Fail(1, "cannot block signals");
   const std::string& state_dir = config.broker.state_dir;
   if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Fail(1, "cannot create state directory " + state_dir + ": " + std::strerror(errno));
