@@ -30,15 +30,17 @@ if(JITGATE_FUZZ)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
-# jitgate_add_test(NAME SOURCES... LIBS ...): a GoogleTest binary registered with ctest.
+# jitgate_add_test(NAME SOURCES... LIBS ... [TEST_PREFIX P]): a GoogleTest binary
+# registered with ctest; TEST_PREFIX is put before each discovered test's name
+# (e.g. "pam_jitgate_test." so that `ctest -R pam` selects them).
 function(jitgate_add_test name)
   if(NOT JITGATE_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "" "TEST_PREFIX" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} jitgate_testing GTest::gtest GTest::gmock GTest::gtest_main)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_PREFIX "${T_TEST_PREFIX}"
     PROPERTIES ENVIRONMENT "JITGATE_TESTDATA=${JITGATE_TESTDATA}")
 endfunction()
 
