@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/approver_commands.h"
 #include "cli/log_commands.h"
 
 namespace {
@@ -12,6 +13,10 @@ namespace {
 constexpr char kUsage[] =
     "usage: jitgate COMMAND [options]\n"
     "commands:\n"
+    "  requests     list access requests (--pending, --all, --follow, --json)\n"
+    "  show ID      show one request in full\n"
+    "  approve ID   approve a request after reviewing it\n"
+    "  deny ID      deny a request\n"
     "  log ...      the signed store: keygen, init, annotate, checkpoint, entry, prove\n"
     "  verify       verify a whole store (and that it extends a saved checkpoint)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
@@ -29,6 +34,10 @@ int main(int argc, char** argv) {
   try {
     if (args[0] == "log") return jitgate::cli::RunLog(rest);
     if (args[0] == "verify") return jitgate::cli::RunVerify(rest);
+    if (args[0] == "requests") return jitgate::cli::RunRequests(rest, jitgate::cli::DefaultApproverIo());
+    if (args[0] == "show") return jitgate::cli::RunShow(rest, jitgate::cli::DefaultApproverIo());
+    if (args[0] == "approve") return jitgate::cli::RunApprove(rest, jitgate::cli::DefaultApproverIo());
+    if (args[0] == "deny") return jitgate::cli::RunDeny(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
       std::cout << kUsage;
       return 0;
