@@ -1,0 +1,304 @@
+#include "sudo/approval_internal.h"
+
+#include <pwd.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include "core/wire/wire_format.h"
+
+namespace jitgate::sudo {
+
+namespace {
+
+// Decodes one shortest-form UTF-8 scalar value at s[i]; returns its length,
+// or 0 for an invalid, overlong, surrogate or out-of-range sequence.
+size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
+  uint8_t c = uint8_t(s[i]);
+  size_t len;
+  uint32_t v;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if (c >= 0xc2 && c <= 0xdf) {
+    len = 2, v = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3, v = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4, v = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    uint8_t b = uint8_t(s[i + k]);
+    if ((b & 0xc0) != 0x80) return 0;
+    v = (v << 6) | (b & 0x3f);
+  }
+  if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10ffff ||
+      (v >= 0xd800 && v <= 0xdfff)) {
+    return 0;
+  }
+  *cp = v;
+  return len;
+}
+
+// C1 controls and code points that are invisible or reorder text.
+bool IsDangerousCodePoint(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
+         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+// True if every character of s is printable: no C0/C1 control, DEL, invalid
+// UTF-8 or dangerous code point.
+bool IsPrintableText(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t n = DecodeUtf8(s, i, &cp);
+    if (n == 0 || cp < 0x20 || cp == 0x7f || IsDangerousCodePoint(cp)) return false;
+    i += n;
+  }
+  return true;
+}
+
+bool IsShellSafe(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
+}
+
+std::string Hex2(uint8_t c) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+  return buf;
+}
+
+Status CheckCap(std::string_view what, const std::string& value, size_t cap) {
+  if (value.size() <= cap) return OkStatus();
+  return OutOfRangeError("the " + std::string(what) + " is " + std::to_string(value.size()) +
+                         " bytes; jitgate accepts at most " + std::to_string(cap));
+}
+
+}  // namespace
+
+std::optional<std::string_view> LookupKey(const char* const* array, std::string_view key) {
+  if (array == nullptr) return std::nullopt;
+  for (; *array != nullptr; ++array) {
+    std::string_view entry(*array);
+    if (entry.size() > key.size() && entry.substr(0, key.size()) == key &&
+        entry[key.size()] == '=') {
+      return entry.substr(key.size() + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
+  PluginOptions out;
+  if (options == nullptr) return out;
+  for (; *options != nullptr; ++options) {
+    std::string_view word(*options);
+    size_t eq = word.find('=');
+    std::string_view key = word.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? "" : word.substr(eq + 1);
+    if (word == "debug") {
+      out.debug = true;
+    } else if (key == "socket" && eq != std::string_view::npos) {
+      if (value.empty() || value[0] != '/') {
+        return InvalidArgumentError("socket must be an absolute path: '" + SafeForTerminal(word) +
+                                    "'");
+      }
+      out.socket = std::string(value);
+    } else if (key == "timeout" && eq != std::string_view::npos) {
+      int64_t t = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
+      if (ec != std::errc() || end != value.data() + value.size() || t < 1 ||
+          t > kMaxTimeoutSeconds) {
+        return InvalidArgumentError("timeout must be 1 to " + std::to_string(kMaxTimeoutSeconds) +
+                                    " seconds: '" + SafeForTerminal(word) + "'");
+      }
+      out.timeout_seconds = t;
+    } else if (key == "reason" && eq != std::string_view::npos) {
+      if (value == "required") {
+        out.reason = ReasonMode::kRequired;
+      } else if (value == "optional") {
+        out.reason = ReasonMode::kOptional;
+      } else if (value == "none") {
+        out.reason = ReasonMode::kNone;
+      } else {
+        return InvalidArgumentError("reason must be required, optional or none: '" +
+                                    SafeForTerminal(word) + "'");
+      }
+    } else {
+      return InvalidArgumentError("unknown plugin option '" + SafeForTerminal(word) +
+                                  "' (known: socket=PATH timeout=SECONDS "
+                                  "reason=required|optional|none debug)");
+    }
+  }
+  return out;
+}
+
+std::string ShellQuote(std::string_view arg) {
+  if (arg.empty()) return "''";
+  bool safe = true;
+  for (char c : arg) safe = safe && IsShellSafe(c);
+  if (safe) return std::string(arg);
+  std::string out;
+  if (IsPrintableText(arg)) {
+    out = "'";
+    for (char c : arg) {
+      if (c == '\'') {
+        out += "'\\''";
+      } else {
+        out += c;
+      }
+    }
+    return out + "'";
+  }
+  out = "$'";
+  for (char c : arg) {
+    uint8_t b = uint8_t(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\'') {
+      out += "\\'";
+    } else if (b >= 0x20 && b < 0x7f) {
+      out += c;
+    } else {
+      out += Hex2(b);
+    }
+  }
+  return out + "'";
+}
+
+std::string CommandLine(std::string_view command_path, const char* const* argv) {
+  std::string line;
+  if (argv != nullptr && argv[0] != nullptr) {
+    std::string_view argv0(argv[0]);
+    size_t slash = command_path.rfind('/');
+    std::string_view base =
+        slash == std::string_view::npos ? command_path : command_path.substr(slash + 1);
+    if (argv0 != command_path && argv0 != base) line = "exec -a " + ShellQuote(argv0) + " ";
+  }
+  line += ShellQuote(command_path);
+  if (argv != nullptr && argv[0] != nullptr) {
+    for (const char* const* a = argv + 1; *a != nullptr; ++a) line += " " + ShellQuote(*a);
+  }
+  return line;
+}
+
+StatusOr<wire::RequestFields> BuildRequestFields(const char* const* user_info,
+                                                 const char* const* command_info,
+                                                 const char* const* run_argv,
+                                                 std::string_view fallback_host) {
+  wire::RequestFields f;
+  f.service = "sudo";
+  std::optional<std::string_view> user = LookupKey(user_info, "user");
+  if (!user.has_value() || user->empty()) {
+    return InvalidArgumentError(
+        "sudo did not say who the invoking user is (no user= in user_info)");
+  }
+  f.user = std::string(*user);
+  if (std::optional<std::string_view> runas = LookupKey(command_info, "runas_user");
+      runas.has_value() && !runas->empty()) {
+    f.target_user = std::string(*runas);
+  } else if (std::optional<std::string_view> uid = LookupKey(command_info, "runas_uid")) {
+    unsigned long id = 0;
+    auto [end, ec] = std::from_chars(uid->data(), uid->data() + uid->size(), id);
+    if (ec != std::errc() || end != uid->data() + uid->size()) {
+      return InvalidArgumentError("sudo gave an invalid runas_uid");
+    }
+    struct passwd pw, *found = nullptr;
+    char buf[4096];
+    if (getpwuid_r(uid_t(id), &pw, buf, sizeof(buf), &found) == 0 && found != nullptr) {
+      f.target_user = found->pw_name;
+    } else {
+      f.target_user = "#" + std::to_string(id);  // sudo's own notation for a bare uid
+    }
+  } else {
+    f.target_user = "root";
+  }
+  std::optional<std::string_view> host = LookupKey(user_info, "host");
+  f.host = std::string(host.has_value() && !host->empty() ? *host : fallback_host);
+  if (f.host.empty()) return InvalidArgumentError("no host name from sudo or the system");
+  f.tty = std::string(LookupKey(user_info, "tty").value_or(""));
+  std::optional<std::string_view> command = LookupKey(command_info, "command");
+  if (!command.has_value() || command->empty()) {
+    return InvalidArgumentError("sudo gave no command (no command= in command_info)");
+  }
+  f.command = CommandLine(*command, run_argv);
+  std::optional<std::string_view> cwd = LookupKey(command_info, "cwd");
+  if (!cwd.has_value() || cwd->empty()) cwd = LookupKey(user_info, "cwd");
+  f.cwd = std::string(cwd.value_or(""));
+
+  Status s = CheckCap("command line", f.command, wire::kMaxCommandField);
+  if (s.ok()) s = CheckCap("working directory", f.cwd, wire::kMaxCwdField);
+  if (s.ok()) s = CheckCap("user name", f.user, wire::kMaxNameField);
+  if (s.ok()) s = CheckCap("run-as user name", f.target_user, wire::kMaxNameField);
+  if (s.ok()) s = CheckCap("host name", f.host, wire::kMaxNameField);
+  if (s.ok()) s = CheckCap("tty name", f.tty, wire::kMaxNameField);
+  if (!s.ok()) return s;
+  return f;
+}
+
+std::string SafeForTerminal(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t n = DecodeUtf8(s, i, &cp);
+    if (n == 0) {
+      out += Hex2(uint8_t(s[i]));
+      ++i;
+      continue;
+    }
+    if (cp < 0x20 || cp == 0x7f) {
+      out += Hex2(uint8_t(cp));
+    } else if (IsDangerousCodePoint(cp)) {
+      char buf[16];
+      std::snprintf(buf, sizeof(buf), "\\u{%04x}", unsigned(cp));
+      out += buf;
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+std::string FormatWait(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  std::string out;
+  int64_t h = seconds / 3600, m = seconds % 3600 / 60, s = seconds % 60;
+  if (h > 0) out += std::to_string(h) + "h";
+  if (m > 0) out += std::to_string(m) + "m";
+  if (s > 0 || out.empty()) out += std::to_string(s) + "s";
+  return out;
+}
+
+std::string RefusalMessage(const wire::RequesterResult& result) {
+  if (!result.ok()) {
+    // "jitgate broker unreachable at ..." reads "jitgate: broker unreachable
+    // at ..." once the caller adds its "jitgate: " prefix.
+    std::string_view m = result.status().message();
+    if (m.substr(0, 8) == "jitgate ") m.remove_prefix(8);
+    return SafeForTerminal(std::string(m));
+  }
+  const wire::Decision& d = *result;
+  if (!d.message.empty()) return SafeForTerminal(d.message);
+  std::string id = d.id.empty() ? "the request" : "request " + SafeForTerminal(d.id);
+  switch (d.outcome) {
+    case wire::Outcome::kApproved:
+      return id + " was approved but not for this command";  // digest checks failed
+    case wire::Outcome::kDenied:
+      return id + " was denied";
+    case wire::Outcome::kExpired:
+      return id + " timed out waiting for approval";
+    case wire::Outcome::kCancelled:
+      return id + " was cancelled";
+    case wire::Outcome::kError:
+      break;
+  }
+  return "the jitgate broker could not decide " + id;
+}
+
+}  // namespace jitgate::sudo

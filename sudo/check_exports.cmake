@@ -1,0 +1,18 @@
+# Fails unless `nm -D --defined-only SO` lists exactly the symbol jitgate_approval
+# (plus the version node JITGATE_APPROVAL_1).
+execute_process(COMMAND nm -D --defined-only ${SO} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${SO}")
+endif()
+string(REGEX MATCHALL "[^\n]+" lines "${out}")
+set(names "")
+foreach(line IN LISTS lines)
+  string(REGEX REPLACE "^.* " "" name "${line}")
+  if(NOT name STREQUAL "JITGATE_APPROVAL_1")
+    list(APPEND names ${name})
+  endif()
+endforeach()
+if(NOT names STREQUAL "jitgate_approval@@JITGATE_APPROVAL_1" AND NOT names STREQUAL "jitgate_approval")
+  message(FATAL_ERROR "${SO} exports more than jitgate_approval:\n${out}")
+endif()
+message(STATUS "exports: ${names}")
