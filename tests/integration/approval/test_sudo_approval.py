@@ -28,7 +28,7 @@ import harness  # noqa: E402
 from harness import Background, Broker, as_user, read, run, user_env  # noqa: E402
 
 CLIENT_TIMEOUT = 30  # plugin / module timeout=
-SHORT_TIMEOUT = 3    # policy timeout for erin
+SHORT_TIMEOUT = 3    # policy timeout for erin (plugin) and gina (PAM module)
 
 APPROVERS = {"oncall": ["bob", "carol"]}
 POLICIES = [
@@ -36,7 +36,7 @@ POLICIES = [
      "approve": "deny"},
     {"name": "harmless", "match": {"service": ["sudo"], "command": ["/usr/bin/true"]},
      "approve": "auto"},
-    {"name": "short-wait", "match": {"service": ["sudo", "sudo-jit"], "user": ["erin"]},
+    {"name": "short-wait", "match": {"service": ["sudo", "sudo-jit"], "user": ["erin", "gina"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "none",
      "timeout": "%ds" % SHORT_TIMEOUT, "ttl": "5m"},
     {"name": "sudo-commands", "match": {"service": ["sudo", "sudo-jit"], "host": ["*"]},
@@ -51,6 +51,9 @@ erin ALL=(ALL) NOPASSWD: ALL
 Defaults:frank pam_service=sudo-jit, pam_login_service=sudo-jit
 Defaults:frank noninteractive_auth, passwd_tries=1, timestamp_timeout=0, !lecture
 frank ALL=(root) /usr/bin/id, /usr/bin/touch
+Defaults:gina pam_service=sudo-jit, pam_login_service=sudo-jit
+Defaults:gina noninteractive_auth, passwd_tries=1, timestamp_timeout=0, !lecture
+gina ALL=(root) /usr/bin/touch
 """
 
 _original_sudo_conf = None
@@ -60,7 +63,7 @@ def setUpModule():
     global _original_sudo_conf
     if not harness.BIN["jitgated"] or not harness.BIN["jitgate"]:
         return  # the classes skip themselves and say why
-    harness.add_users("alice", "bob", "carol", "erin", "frank")
+    harness.add_users("alice", "bob", "carol", "erin", "frank", "gina")
     harness.write("/etc/sudoers.d/jitgate-it", SUDOERS, 0o440)
     run(["visudo", "-c"])
     if os.path.exists("/etc/sudo.conf"):
@@ -341,6 +344,16 @@ class SudoPamModuleTest(SudoTestBase):
         self.assertEqual(c.wait(20), 1, c.describe())
         self.assertFalse(os.path.exists(marker), "a denied command ran")
         self.assertIn("no root today", c.stderr, c.describe())
+
+    def test_pam_timeout_fails(self):
+        self.broker.start()
+        marker = os.path.join(self.cwd, "pam-timeout-marker")
+        c = self.sudo("gina", "/usr/bin/touch", marker)
+        r = self.pending("gina")
+        self.assertEqual(c.wait(SHORT_TIMEOUT + 15), 1, c.describe())
+        self.assertFalse(os.path.exists(marker), "a command ran without approval")
+        self.assertRegex(c.stderr, r"(?i)expired|no decision", c.describe())
+        self.assert_audit(r["id"], ["created", "expired"])
 
     def test_pam_broker_down_fails(self):
         c = self.sudo("frank", "/usr/bin/id", "-un")
