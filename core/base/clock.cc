@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <new>
+
 namespace jitgate {
 namespace {
 
@@ -21,8 +23,12 @@ class PosixClock final : public Clock {
 }  // namespace
 
 Clock* RealClock() {
-  // Leaked on purpose: usable from static destructors and other threads.
-  static Clock* const clock = new PosixClock();
+  // Built in static storage and never destroyed: usable from static
+  // destructors and other threads, and no heap block that a host process
+  // would see as leaked when it unloads a module linking this (libpam
+  // dlcloses pam_jitgate.so with every handle).
+  alignas(PosixClock) static unsigned char storage[sizeof(PosixClock)];
+  static Clock* const clock = new (storage) PosixClock();
   return clock;
 }
 
