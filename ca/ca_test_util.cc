@@ -13,8 +13,14 @@
 namespace jitgate::ca::testing {
 
 std::string OpensshTestdata(const std::string& rel) {
+  // Set by ctest (cmake/JitgateOptions.cmake) to ../shared/testdata beside
+  // the checkout; no machine-specific fallback.
   const char* root = std::getenv("JITGATE_TESTDATA");
-  return std::string(root != nullptr ? root : "/work/shared/testdata") + "/openssh/" + rel;
+  if (root == nullptr) {
+    std::fprintf(stderr, "JITGATE_TESTDATA is not set (run the test through ctest)\n");
+    std::abort();
+  }
+  return std::string(root) + "/openssh/" + rel;
 }
 
 std::string ReadFileOrDie(const std::string& path) {
