@@ -185,6 +185,11 @@ class RequestBook {
 
   // List returns copies of all requests, in id order.
   std::vector<Request> List() const;
+  // ForEach calls f on every request, in id order, without copying. f must
+  // not add or forget requests.
+  void ForEach(const std::function<void(const Request&)>& f) const {
+    for (const auto& [id, r] : requests_) f(r);
+  }
 
   // Restore puts back a request exactly as it was saved (the daemon's state
   // database after a restart), without audit events: they were emitted when

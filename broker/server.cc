@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "core/base/status_macros.h"
+#include "core/base/text.h"
 #include "core/crypto/crypto.h"
 
 namespace jitgate::broker {
@@ -33,16 +34,6 @@ constexpr int64_t kPruneInterval = 60 * kSecond;
 
 std::string Errno() { return std::strerror(errno); }
 
-// "5m", "1h30m", "45s".
-std::string Human(int64_t nanos) {
-  int64_t s = (nanos + kSecond - 1) / kSecond;
-  if (s <= 0) return "0s";
-  std::string out;
-  if (s >= 3600) out += std::to_string(s / 3600) + "h", s %= 3600;
-  if (s >= 60) out += std::to_string(s / 60) + "m", s %= 60;
-  if (s > 0 || out.empty()) out += std::to_string(s) + "s";
-  return out;
-}
 
 uint64_t Seconds(int64_t unix_nanos) {
   return unix_nanos <= 0 ? 0 : static_cast<uint64_t>(unix_nanos / kSecond);
@@ -150,11 +141,6 @@ Server::Server(const Config& config, StateDb* db, store::Store* store, ServerOpt
 
 Server::~Server() = default;
 
-size_t Server::pending() const {
-  size_t n = 0;
-  for (const Request& r : book_.List()) n += r.state == RequestState::kPending ? 1 : 0;
-  return n;
-}
 
 void Server::Log(const std::string& line) {
   if (options_.log_events) std::fprintf(stderr, "jitgated: %s\n", line.c_str());
@@ -186,7 +172,7 @@ Status Server::Start() {
   if (!active.empty()) {
     Log("restored " + std::to_string(active.size()) +
         " pending or approved requests; waiting clients have " +
-        Human(options_.resume_grace_nanos) + " to resume");
+        FormatSeconds((options_.resume_grace_nanos + kSecond - 1) / kSecond) + " to resume");
   }
 
   // The socket: directory owned by us, 0755, so nobody else can swap it.
@@ -389,13 +375,12 @@ void Server::RunTimers() {
 
 void Server::PruneFinished() {
   int64_t now = Now();
-  std::vector<Request> all = book_.List();
   std::vector<std::pair<int64_t, std::string>> finished;
-  for (const Request& r : all) {
-    if (!IsFinal(r.state)) continue;
+  book_.ForEach([&](const Request& r) {
+    if (!IsFinal(r.state)) return;
     int64_t end = std::max({r.decided_unix_nanos, r.used_unix_nanos, r.created_unix_nanos});
     finished.push_back({end, r.id});
-  }
+  });
   std::sort(finished.begin(), finished.end());
   size_t excess =
       finished.size() > options_.keep_finished_max ? finished.size() - options_.keep_finished_max : 0;
@@ -700,15 +685,21 @@ wire::RequestInfo Server::InfoOf(const Request& r) const {
 wire::RequestList Server::ListFor(const Conn& c, wire::ListFilter filter, uint16_t limit) const {
   if (limit == 0) limit = wire::kDefaultListLimit;
   if (limit > wire::kMaxListItems) limit = wire::kMaxListItems;
-  std::vector<Request> all = book_.List();
-  std::sort(all.begin(), all.end(), [](const Request& a, const Request& b) {
-    return a.created_unix_nanos != b.created_unix_nanos ? a.created_unix_nanos > b.created_unix_nanos
-                                                        : a.id > b.id;
+  // Pointers, not copies: with 10,000 waiting requests a listing must not
+  // copy them all inside the loop's turn.
+  std::vector<const Request*> all;
+  book_.ForEach([&](const Request& r) {
+    if (filter == wire::ListFilter::kAll || r.state == RequestState::kPending) all.push_back(&r);
+  });
+  std::sort(all.begin(), all.end(), [](const Request* a, const Request* b) {
+    return a->created_unix_nanos != b->created_unix_nanos
+               ? a->created_unix_nanos > b->created_unix_nanos
+               : a->id > b->id;
   });
   wire::RequestList list;
   size_t bytes = 64;  // frame header, flag, count, slack
-  for (const Request& r : all) {
-    if (filter == wire::ListFilter::kPending && r.state != RequestState::kPending) continue;
+  for (const Request* p : all) {
+    const Request& r = *p;
     if (!Visible(c, r)) continue;
     if (list.items.size() >= limit) {
       list.more = true;

@@ -84,9 +84,6 @@ class Server {
   // Asks Run to return. Thread- and async-signal-safe.
   void Stop();
 
-  // The number of requests waiting for a decision (for tests and metrics).
-  size_t pending() const;
-
  private:
   struct Conn;
 

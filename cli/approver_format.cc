@@ -5,60 +5,12 @@
 #include <ctime>
 
 #include "core/base/bytes.h"
+#include "core/base/text.h"
 
 namespace jitgate::cli {
 
 namespace {
 
-// Decodes one UTF-8 sequence at s[i]. Returns its length and stores the code
-// point, or returns 0 if the bytes there are not a valid, shortest-form
-// sequence of a scalar value (no surrogates, nothing above U+10FFFF).
-size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
-  auto b = [&](size_t k) { return uint8_t(s[i + k]); };
-  uint8_t c = b(0);
-  size_t len;
-  uint32_t v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    v = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    v = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    v = c & 0x07;
-  } else {
-    return 0;  // continuation byte, 0xc0/0xc1 (overlong) or 0xf5..0xff
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-    v = (v << 6) | (b(k) & 0x3f);
-  }
-  if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10ffff ||
-      (v >= 0xd800 && v <= 0xdfff)) {
-    return 0;
-  }
-  *cp = v;
-  return len;
-}
-
-// Code points that are valid but must not reach a terminal raw: C1 controls
-// (CSI and friends on some terminals) and characters that are invisible or
-// reorder the text around them ("Trojan Source").
-bool IsDangerousCodePoint(uint32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
-         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
-}
-
-std::string Hex2(uint8_t c) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-  return buf;
-}
 
 std::string Or(std::string s, std::string_view fallback) {
   return s.empty() ? std::string(fallback) : s;
@@ -66,23 +18,6 @@ std::string Or(std::string s, std::string_view fallback) {
 
 std::string_view StateName(wire::RequestState s) { return wire::RequestStateName(s); }
 
-// Replaces invalid UTF-8 with U+FFFD so that JSON serialization cannot fail.
-std::string ValidUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      out += "\xef\xbf\xbd";
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
 
 std::string ActionVerb(ApproverAction action) {
   switch (action) {
@@ -108,30 +43,6 @@ std::string ResolveSocketPath(const std::optional<std::string>& flag, const char
   return kDefaultSocketPath;
 }
 
-std::string EscapeForTerminal(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      out += Hex2(uint8_t(s[i]));
-      ++i;
-      continue;
-    }
-    if (cp < 0x20 || cp == 0x7f) {
-      out += Hex2(uint8_t(cp));
-    } else if (IsDangerousCodePoint(cp)) {
-      char buf[16];
-      std::snprintf(buf, sizeof(buf), "\\u{%04x}", unsigned(cp));
-      out += buf;
-    } else {
-      out.append(s.substr(i, n));
-    }
-    i += n;
-  }
-  return out;
-}
 
 std::string FormatDuration(int64_t seconds) {
   if (seconds < 0) seconds = 0;
@@ -236,25 +147,25 @@ nlohmann::json RequestToJson(const wire::RequestInfo& r) {
   nlohmann::json votes = nlohmann::json::array();
   for (const wire::Vote& v : r.votes) {
     votes.push_back({{"verdict", v.verdict == wire::Verdict::kApprove ? "approve" : "deny"},
-                     {"approver", ValidUtf8(v.approver)},
+                     {"approver", v.approver},
                      {"at", v.at},
-                     {"comment", ValidUtf8(v.comment)}});
+                     {"comment", v.comment}});
   }
   return {
-      {"id", ValidUtf8(r.id)},
+      {"id", r.id},
       {"state", std::string(StateName(r.state))},
-      {"service", ValidUtf8(f.service)},
-      {"user", ValidUtf8(f.user)},
-      {"target_user", ValidUtf8(f.target_user)},
-      {"host", ValidUtf8(f.host)},
-      {"remote_addr", ValidUtf8(f.remote_addr)},
-      {"tty", ValidUtf8(f.tty)},
-      {"command", ValidUtf8(f.command)},
-      {"cwd", ValidUtf8(f.cwd)},
-      {"reason", ValidUtf8(f.reason)},
+      {"service", f.service},
+      {"user", f.user},
+      {"target_user", f.target_user},
+      {"host", f.host},
+      {"remote_addr", f.remote_addr},
+      {"tty", f.tty},
+      {"command", f.command},
+      {"cwd", f.cwd},
+      {"reason", f.reason},
       {"digest", HexEncode(r.digest)},
-      {"filed_by", ValidUtf8(r.filed_by)},
-      {"approvers", ValidUtf8(r.approvers)},
+      {"filed_by", r.filed_by},
+      {"approvers", r.approvers},
       {"approvals", CountApprovals(r)},
       {"approvals_needed", r.approvals_needed},
       {"created_at", r.created_at},

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/base/text.h"
 #include "core/wire/messages.h"
 
 namespace jitgate::cli {
@@ -34,7 +35,8 @@ inline constexpr char kDefaultSocketPath[] = "/run/jitgate/jitgated.sock";
 // left alone so that commands read as typed; the escapes are therefore
 // unambiguous only about what is *not* printed raw, which is the property
 // that matters to an approver.
-std::string EscapeForTerminal(std::string_view s);
+// (core/base/text.h, shared with the sudo plugin.)
+using ::jitgate::EscapeForTerminal;
 
 // A short human duration: "42s", "4m12s", "1h02m", "3d04h". Negative values
 // are treated as 0.

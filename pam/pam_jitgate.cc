@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/base/text.h"
 #include "core/wire/requester.h"
 #include "pam/module_args.h"
 
@@ -64,16 +65,6 @@ std::string Printable(std::string_view s) {
   return out;
 }
 
-// "5m", "4m10s", "45s", "1h", "1h30m".
-std::string Duration(int64_t seconds) {
-  if (seconds < 60) return std::to_string(seconds) + "s";
-  int64_t h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60;
-  std::string out;
-  if (h > 0) out += std::to_string(h) + "h";
-  if (m > 0) out += std::to_string(m) + "m";
-  if (s > 0 && h == 0) out += std::to_string(s) + "s";
-  return out;
-}
 
 // A PAM item as a string ("" if unset).
 std::string Item(pam_handle_t* pamh, int type) {
@@ -138,11 +129,11 @@ class PamUi : public wire::RequesterUi {
     if (!accepted_once_) {
       text = "jitgate: request " + Printable(a.id) + " sent to approvers (" +
              Printable(a.approvers) + "); waiting up to " +
-             Duration(a.wait_seconds);
+             FormatSeconds(a.wait_seconds);
     } else {
       text = "jitgate: reconnected; request " + Printable(a.id) +
              " still waits for " + Printable(a.approvers) + " (up to " +
-             Duration(a.wait_seconds) + ")";
+             FormatSeconds(a.wait_seconds) + ")";
     }
     accepted_once_ = true;
     Progress(text);
@@ -153,7 +144,7 @@ class PamUi : public wire::RequesterUi {
                        Printable(u.message) + " (" +
                        std::to_string(u.approvals) + " of " +
                        std::to_string(u.approvals_needed) + " approvals, " +
-                       Duration(u.wait_seconds) + " left)";
+                       FormatSeconds(u.wait_seconds) + " left)";
     Progress(text);
   }
 

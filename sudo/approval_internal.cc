@@ -5,61 +5,12 @@
 #include <charconv>
 #include <cstdio>
 
+#include "core/base/text.h"
 #include "core/wire/wire_format.h"
 
 namespace jitgate::sudo {
 
 namespace {
-
-// Decodes one shortest-form UTF-8 scalar value at s[i]; returns its length,
-// or 0 for an invalid, overlong, surrogate or out-of-range sequence.
-size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
-  uint8_t c = uint8_t(s[i]);
-  size_t len;
-  uint32_t v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, v = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3, v = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    uint8_t b = uint8_t(s[i + k]);
-    if ((b & 0xc0) != 0x80) return 0;
-    v = (v << 6) | (b & 0x3f);
-  }
-  if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10ffff ||
-      (v >= 0xd800 && v <= 0xdfff)) {
-    return 0;
-  }
-  *cp = v;
-  return len;
-}
-
-// C1 controls and code points that are invisible or reorder text.
-bool IsDangerousCodePoint(uint32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
-         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
-}
-
-// True if every character of s is printable: no C0/C1 control, DEL, invalid
-// UTF-8 or dangerous code point.
-bool IsPrintableText(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0 || cp < 0x20 || cp == 0x7f || IsDangerousCodePoint(cp)) return false;
-    i += n;
-  }
-  return true;
-}
 
 bool IsShellSafe(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -104,7 +55,7 @@ StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
       out.debug = true;
     } else if (key == "socket" && eq != std::string_view::npos) {
       if (value.empty() || value[0] != '/') {
-        return InvalidArgumentError("socket must be an absolute path: '" + SafeForTerminal(word) +
+        return InvalidArgumentError("socket must be an absolute path: '" + EscapeForTerminal(word) +
                                     "'");
       }
       out.socket = std::string(value);
@@ -114,7 +65,7 @@ StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
       if (ec != std::errc() || end != value.data() + value.size() || t < 1 ||
           t > kMaxTimeoutSeconds) {
         return InvalidArgumentError("timeout must be 1 to " + std::to_string(kMaxTimeoutSeconds) +
-                                    " seconds: '" + SafeForTerminal(word) + "'");
+                                    " seconds: '" + EscapeForTerminal(word) + "'");
       }
       out.timeout_seconds = t;
     } else if (key == "reason" && eq != std::string_view::npos) {
@@ -126,10 +77,10 @@ StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
         out.reason = ReasonMode::kNone;
       } else {
         return InvalidArgumentError("reason must be required, optional or none: '" +
-                                    SafeForTerminal(word) + "'");
+                                    EscapeForTerminal(word) + "'");
       }
     } else {
-      return InvalidArgumentError("unknown plugin option '" + SafeForTerminal(word) +
+      return InvalidArgumentError("unknown plugin option '" + EscapeForTerminal(word) +
                                   "' (known: socket=PATH timeout=SECONDS "
                                   "reason=required|optional|none debug)");
     }
@@ -240,40 +191,7 @@ StatusOr<wire::RequestFields> BuildRequestFields(const char* const* user_info,
   return f;
 }
 
-std::string SafeForTerminal(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      out += Hex2(uint8_t(s[i]));
-      ++i;
-      continue;
-    }
-    if (cp < 0x20 || cp == 0x7f) {
-      out += Hex2(uint8_t(cp));
-    } else if (IsDangerousCodePoint(cp)) {
-      char buf[16];
-      std::snprintf(buf, sizeof(buf), "\\u{%04x}", unsigned(cp));
-      out += buf;
-    } else {
-      out.append(s.substr(i, n));
-    }
-    i += n;
-  }
-  return out;
-}
 
-std::string FormatWait(int64_t seconds) {
-  if (seconds < 0) seconds = 0;
-  std::string out;
-  int64_t h = seconds / 3600, m = seconds % 3600 / 60, s = seconds % 60;
-  if (h > 0) out += std::to_string(h) + "h";
-  if (m > 0) out += std::to_string(m) + "m";
-  if (s > 0 || out.empty()) out += std::to_string(s) + "s";
-  return out;
-}
 
 std::string RefusalMessage(const wire::RequesterResult& result) {
   if (!result.ok()) {
@@ -281,11 +199,11 @@ std::string RefusalMessage(const wire::RequesterResult& result) {
     // at ..." once the caller adds its "jitgate: " prefix.
     std::string_view m = result.status().message();
     if (m.substr(0, 8) == "jitgate ") m.remove_prefix(8);
-    return SafeForTerminal(std::string(m));
+    return EscapeForTerminal(std::string(m));
   }
   const wire::Decision& d = *result;
-  if (!d.message.empty()) return SafeForTerminal(d.message);
-  std::string id = d.id.empty() ? "the request" : "request " + SafeForTerminal(d.id);
+  if (!d.message.empty()) return EscapeForTerminal(d.message);
+  std::string id = d.id.empty() ? "the request" : "request " + EscapeForTerminal(d.id);
   switch (d.outcome) {
     case wire::Outcome::kApproved:
       return id + " was approved but not for this command";  // digest checks failed

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/base/status.h"
+#include "core/base/text.h"
 #include "core/wire/request.h"
 #include "core/wire/requester.h"
 
@@ -75,13 +76,9 @@ StatusOr<wire::RequestFields> BuildRequestFields(const char* const* user_info,
                                                  const char* const* run_argv,
                                                  std::string_view fallback_host);
 
-// Makes text from the broker (messages, approvers' comments) safe to print on
-// the user's terminal: control characters, DEL and invalid UTF-8 become \xNN,
-// C1 controls and invisible or reordering code points \u{XXXX}.
-std::string SafeForTerminal(std::string_view s);
-
-// "45s", "5m", "4m30s", "1h", "1h30m".
-std::string FormatWait(int64_t seconds);
+// Text from the broker (messages, approvers' comments) is escaped with
+// EscapeForTerminal and waits are spelled with FormatSeconds, both from
+// core/base/text.h.
 
 // The one line that tells the user why access was not granted (without the
 // "jitgate: " prefix): the broker's decision message ("denied by carol: not

@@ -205,23 +205,23 @@ TEST(BuildRequestFieldsTest, MissingOrOversized) {
                        "the command line is 40010 bytes; jitgate accepts at most 32768"));
 }
 
-TEST(SafeForTerminalTest, Table) {
-  EXPECT_EQ(SafeForTerminal("approved by bob (1 of 2)"), "approved by bob (1 of 2)");
-  EXPECT_EQ(SafeForTerminal("denied\x1b]52;c;aGk=\x07"), "denied\\x1b]52;c;aGk=\\x07");
-  EXPECT_EQ(SafeForTerminal("a\r\nb"), "a\\x0d\\x0ab");
-  EXPECT_EQ(SafeForTerminal("\xc2\x9b"
+TEST(EscapeForTerminalTest, Table) {
+  EXPECT_EQ(EscapeForTerminal("approved by bob (1 of 2)"), "approved by bob (1 of 2)");
+  EXPECT_EQ(EscapeForTerminal("denied\x1b]52;c;aGk=\x07"), "denied\\x1b]52;c;aGk=\\x07");
+  EXPECT_EQ(EscapeForTerminal("a\r\nb"), "a\\x0d\\x0ab");
+  EXPECT_EQ(EscapeForTerminal("\xc2\x9b"
                             "2J\xe2\x80\xae\xff"),
             "\\u{009b}2J\\u{202e}\\xff");
-  EXPECT_EQ(SafeForTerminal("caf\xc3\xa9 \xe2\x86\x92"), "caf\xc3\xa9 \xe2\x86\x92");
+  EXPECT_EQ(EscapeForTerminal("caf\xc3\xa9 \xe2\x86\x92"), "caf\xc3\xa9 \xe2\x86\x92");
 }
 
-TEST(FormatWaitTest, Table) {
-  EXPECT_EQ(FormatWait(0), "0s");
-  EXPECT_EQ(FormatWait(45), "45s");
-  EXPECT_EQ(FormatWait(300), "5m");
-  EXPECT_EQ(FormatWait(270), "4m30s");
-  EXPECT_EQ(FormatWait(3600), "1h");
-  EXPECT_EQ(FormatWait(5400), "1h30m");
+TEST(FormatSecondsTest, Table) {
+  EXPECT_EQ(FormatSeconds(0), "0s");
+  EXPECT_EQ(FormatSeconds(45), "45s");
+  EXPECT_EQ(FormatSeconds(300), "5m");
+  EXPECT_EQ(FormatSeconds(270), "4m30s");
+  EXPECT_EQ(FormatSeconds(3600), "1h");
+  EXPECT_EQ(FormatSeconds(5400), "1h30m");
 }
 
 TEST(RefusalMessageTest, DecisionsAndErrors) {

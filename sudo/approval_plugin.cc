@@ -93,19 +93,19 @@ std::optional<std::string> Ask(const std::string& prompt) {
 class SudoUi : public wire::RequesterUi {
  public:
   std::optional<std::string> AskReason(const wire::NeedReason& ask) override {
-    std::string prompt = ask.prompt.empty() ? "Reason: " : SafeForTerminal(ask.prompt);
+    std::string prompt = ask.prompt.empty() ? "Reason: " : EscapeForTerminal(ask.prompt);
     return Ask(prompt);
   }
   void OnAccepted(const wire::RequestAccepted& a) override {
-    Info("request " + SafeForTerminal(a.id) + " sent to approvers (" +
-         SafeForTerminal(a.approvers) + "); waiting up to " + FormatWait(a.wait_seconds) +
+    Info("request " + EscapeForTerminal(a.id) + " sent to approvers (" +
+         EscapeForTerminal(a.approvers) + "); waiting up to " + FormatSeconds(a.wait_seconds) +
          "\u2026");
   }
   void OnStatus(const wire::StatusUpdate& u) override {
-    if (!u.message.empty()) Info(SafeForTerminal(u.message));
+    if (!u.message.empty()) Info(EscapeForTerminal(u.message));
   }
   void OnReconnecting(const Status& why) override {
-    Info("lost the broker (" + SafeForTerminal(why.message()) + "); reconnecting\u2026");
+    Info("lost the broker (" + EscapeForTerminal(why.message()) + "); reconnecting\u2026");
   }
 };
 
@@ -140,7 +140,7 @@ int Open(unsigned int version, sudo_conv_t conversation, sudo_printf_t plugin_pr
   g_state->user_info.push_back(nullptr);
   std::optional<std::string_view> tty = LookupKey(g_state->user_info.data(), "tty");
   g_state->has_tty = tty.has_value() && !tty->empty();
-  Debug("socket=" + SafeForTerminal(g_state->options.socket) +
+  Debug("socket=" + EscapeForTerminal(g_state->options.socket) +
         " timeout=" + std::to_string(g_state->options.timeout_seconds));
   return 1;
 }
@@ -155,20 +155,20 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
   StatusOr<wire::RequestFields> fields =
       BuildRequestFields(g_state->user_info.data(), command_info, run_argv, hostname);
   if (!fields.ok()) {
-    std::string message = "jitgate: " + SafeForTerminal(fields.status().message());
+    std::string message = "jitgate: " + EscapeForTerminal(fields.status().message());
     Print(SUDO_CONV_ERROR_MSG, message);
     *errstr = SetError(message);
     // A command too long to file is refused; missing data from sudo is an error.
     return fields.status().code() == StatusCode::kOutOfRange ? 0 : -1;
   }
-  Debug("requesting " + SafeForTerminal(fields->user) + " \u2192 " +
-        SafeForTerminal(fields->target_user) + "@" + SafeForTerminal(fields->host) + ": " +
-        fields->command + " in " + SafeForTerminal(fields->cwd));
+  Debug("requesting " + EscapeForTerminal(fields->user) + " \u2192 " +
+        EscapeForTerminal(fields->target_user) + "@" + EscapeForTerminal(fields->host) + ": " +
+        fields->command + " in " + EscapeForTerminal(fields->cwd));
 
   const PluginOptions& options = g_state->options;
   if (options.reason == ReasonMode::kRequired) {
     std::optional<std::string> reason =
-        Ask("Reason for running this command as " + SafeForTerminal(fields->target_user) + ": ");
+        Ask("Reason for running this command as " + EscapeForTerminal(fields->target_user) + ": ");
     if (!reason.has_value() || reason->empty()) {
       std::string message = "jitgate: a reason is required; command not run";
       Print(SUDO_CONV_ERROR_MSG, message);
@@ -189,8 +189,8 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
   if (wire::Granted(result)) {
     std::string by;
     for (const std::string& name : result->decided_by) by += (by.empty() ? "" : ", ") + name;
-    Info("request " + SafeForTerminal(result->id) + " approved" +
-         (by.empty() ? "" : " by " + SafeForTerminal(by)));
+    Info("request " + EscapeForTerminal(result->id) + " approved" +
+         (by.empty() ? "" : " by " + EscapeForTerminal(by)));
     return 1;
   }
   std::string message = "jitgate: " + RefusalMessage(result);
