@@ -46,6 +46,10 @@ std::string_view AuditEventTypeName(AuditEventType type) {
       return "cancelled";
     case AuditEventType::kUsed:
       return "used";
+    case AuditEventType::kCertIssued:
+      return "cert_issued";
+    case AuditEventType::kCertRevoked:
+      return "cert_revoked";
   }
   return "unknown";
 }
@@ -80,6 +84,23 @@ std::string AuditEventToJson(const AuditEvent& event) {
                    {"command", f.command},
                    {"cwd", f.cwd},
                    {"reason", f.reason}};
+    if (!f.public_key.empty() || f.ttl_seconds != 0) {
+      j["fields"]["public_key"] = f.public_key;
+      j["fields"]["ttl_seconds"] = f.ttl_seconds;
+    }
+  }
+  if (event.cert.has_value()) {
+    const CertAudit& c = *event.cert;
+    j["cert"] = {{"serial", c.serial},
+                 {"kind", c.kind},
+                 {"key_id", c.key_id},
+                 {"principals", c.principals},
+                 {"valid_after", c.valid_after},
+                 {"valid_before", c.valid_before},
+                 {"fingerprint", c.fingerprint},
+                 {"ca_fingerprint", c.ca_fingerprint},
+                 {"critical_options", c.critical_options},
+                 {"extensions", c.extensions}};
   }
   if (event.caller.has_value()) {
     j["caller"] = {{"uid", event.caller->uid},

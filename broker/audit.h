@@ -41,9 +41,27 @@ enum class AuditEventType {
   kExpired,    // no decision in time, or an approval unused within its ttl
   kCancelled,  // the client went away or the request was withdrawn
   kUsed,       // the approval was consumed (one-time)
+  kCertIssued,   // the CA signed a certificate (carries `cert`)
+  kCertRevoked,  // a certificate was revoked (carries `cert`)
 };
 
-// "created", "vote", "approved", "denied", "expired", "cancelled", "used".
+// What the audit trail says about a certificate.
+struct CertAudit {
+  uint64_t serial = 0;
+  std::string kind;  // "user" or "host"
+  std::string key_id;
+  std::vector<std::string> principals;
+  uint64_t valid_after = 0;   // Unix seconds
+  uint64_t valid_before = 0;  // Unix seconds
+  std::string fingerprint;     // of the certified key
+  std::string ca_fingerprint;  // of the CA key
+  std::vector<std::string> critical_options;  // "name" or "name=value"
+  std::vector<std::string> extensions;
+  friend bool operator==(const CertAudit&, const CertAudit&) = default;
+};
+
+// "created", "vote", "approved", "denied", "expired", "cancelled", "used",
+// "cert_issued", "cert_revoked".
 // Stable: stored in the log.
 std::string_view AuditEventTypeName(AuditEventType type);
 
@@ -63,6 +81,8 @@ struct AuditEvent {
   // kCreated only: what was asked and by which process.
   std::optional<wire::RequestFields> fields;
   std::optional<Caller> caller;
+  // kCertIssued, kCertRevoked: the certificate.
+  std::optional<CertAudit> cert;
 };
 
 // AuditSink receives audit events. Emit is called synchronously, once per
@@ -80,7 +100,10 @@ class AuditSink {
 //   time_unix_nanos, digest (lowercase hex), policy; plus approvers and
 //   quorum for vote/approved, valid_until_unix_nanos for approved, and
 //   fields {service, user, target_user, host, remote_addr, tty, command, cwd,
-//   reason} and caller {uid, gid, pid, user} for created.
+//   reason, public_key, ttl_seconds} and caller {uid, gid, pid, user} for
+//   created; cert {serial, kind, key_id, principals, valid_after,
+//   valid_before, fingerprint, ca_fingerprint, critical_options, extensions}
+//   for cert_issued and cert_revoked.
 // Bytes that are not valid UTF-8 are replaced with U+FFFD; the digest still
 // binds the exact bytes. Never throws.
 std::string AuditEventToJson(const AuditEvent& event);

@@ -1,5 +1,8 @@
 #include "broker/config.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <set>
 #include <utility>
 
@@ -168,14 +171,61 @@ StatusOr<StoreSettings> ParseStore(const Node* node,
   return s;
 }
 
-StatusOr<CaSettings> ParseCa(const Node& node) {
-  RETURN_IF_ERROR(config::CheckKeys(node, {"key", "max_ttl"}));
+StatusOr<CaSettings> ParseCa(const Node& node, const BrokerSettings& broker) {
+  RETURN_IF_ERROR(config::CheckKeys(
+      node, {"key", "max_ttl", "krl", "clock_skew", "host_signers", "host_max_ttl"}));
   CaSettings ca;
   ASSIGN_OR_RETURN(ca.key, RequiredPath(node, "key"));
   ASSIGN_OR_RETURN(ca.max_ttl,
                    BoundedDuration(node, "max_ttl", kDefaultCaMaxTtl,
                                    kMinDuration, kMaxTtl, "1s to 30d"));
+  ASSIGN_OR_RETURN(ca.krl, OptionalPath(node, "krl", broker.state_dir + "/ca.krl"));
+  ASSIGN_OR_RETURN(ca.clock_skew,
+                   BoundedDuration(node, "clock_skew", kDefaultCaClockSkew,
+                                   std::chrono::nanoseconds(0), kMaxCaClockSkew, "0s to 10m"));
+  if (const Node* s = Find(node, "host_signers")) {
+    ASSIGN_OR_RETURN(ca.host_signers, UserListOf(*s));
+  }
+  ASSIGN_OR_RETURN(ca.host_max_ttl,
+                   BoundedDuration(node, "host_max_ttl", kDefaultHostCertTtl, kMinDuration,
+                                   kMaxHostCertTtl, "1s to 1825d"));
   return ca;
+}
+
+StatusOr<CertPolicy> ParseCertPolicy(const Node& node) {
+  RETURN_IF_ERROR(config::CheckKeys(node, {"force_command", "source_address", "extensions"}));
+  CertPolicy cert;
+  ASSIGN_OR_RETURN(cert.force_command, config::GetString(node, "force_command", ""));
+  if (const Node* n = Find(node, "force_command"); n != nullptr && cert.force_command.empty()) {
+    return Error(*n, "must not be empty (omit it for no forced command)");
+  }
+  if (const Node* n = Find(node, "source_address")) {
+    ASSIGN_OR_RETURN(cert.source_address, config::AsStringList(*n));
+    if (cert.source_address.empty()) return Error(*n, "must list at least one address");
+    for (size_t i = 0; i < cert.source_address.size(); ++i) {
+      if (!IsAddressOrCidr(cert.source_address[i])) {
+        return Error(n->items()[i], "expected an IP address or CIDR block, got " +
+                                        Quote(cert.source_address[i]));
+      }
+    }
+  }
+  if (const Node* n = Find(node, "extensions")) {
+    static const std::set<std::string> kKnown = {
+        "permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding",
+        "permit-pty", "permit-user-rc"};
+    ASSIGN_OR_RETURN(std::vector<std::string> ext, config::AsStringList(*n));
+    std::set<std::string> seen;
+    for (size_t i = 0; i < ext.size(); ++i) {
+      if (kKnown.count(ext[i]) == 0) {
+        return Error(n->items()[i], "unknown extension " + Quote(ext[i]) +
+                                        " (known: permit-X11-forwarding, permit-agent-forwarding, "
+                                        "permit-port-forwarding, permit-pty, permit-user-rc)");
+      }
+      if (!seen.insert(ext[i]).second) return Error(n->items()[i], Quote(ext[i]) + " is listed twice");
+    }
+    cert.extensions.assign(seen.begin(), seen.end());
+  }
+  return cert;
 }
 
 // "host:port" with a non-empty host (an address, a name, or "[v6]") and a
@@ -304,7 +354,7 @@ StatusOr<Rule> ParseRule(
     const std::map<std::string, std::vector<std::string>>& groups) {
   RETURN_IF_ERROR(
       config::CheckKeys(node, {"name", "match", "approve", "approvers",
-                               "quorum", "reason", "timeout", "ttl"}));
+                               "quorum", "reason", "timeout", "ttl", "cert"}));
   Rule rule;
   rule.mark = node.mark();
   ASSIGN_OR_RETURN(rule.name, config::GetString(node, "name"));
@@ -338,6 +388,7 @@ StatusOr<Rule> ParseRule(
     if (rule.outcome == Outcome::kDeny) {
       RETURN_IF_ERROR(Disallow(node, "reason", with));
       RETURN_IF_ERROR(Disallow(node, "ttl", with));
+      RETURN_IF_ERROR(Disallow(node, "cert", with));
     }
   } else if (approvers != nullptr) {
     rule.outcome = Outcome::kApproval;
@@ -407,6 +458,10 @@ StatusOr<Rule> ParseRule(
     ASSIGN_OR_RETURN(rule.ttl,
                      BoundedDuration(node, "ttl", kDefaultTtl, kMinDuration,
                                      kMaxTtl, "1s to 30d"));
+    ASSIGN_OR_RETURN(const Node* cert, config::GetMapping(node, "cert", false));
+    if (cert != nullptr) {
+      ASSIGN_OR_RETURN(rule.cert, ParseCertPolicy(*cert));
+    }
   } else {
     rule.reason = ReasonMode::kNone;
   }
@@ -430,7 +485,7 @@ StatusOr<Config> FromYaml(const Node& root) {
   ASSIGN_OR_RETURN(cfg.store, ParseStore(store, cfg.broker));
   ASSIGN_OR_RETURN(const Node* ca, config::GetMapping(root, "ca", false));
   if (ca != nullptr) {
-    ASSIGN_OR_RETURN(cfg.ca, ParseCa(*ca));
+    ASSIGN_OR_RETURN(cfg.ca, ParseCa(*ca, cfg.broker));
   }
   ASSIGN_OR_RETURN(const Node* bastion,
                    config::GetMapping(root, "bastion", false));
@@ -459,6 +514,29 @@ StatusOr<Config> FromYaml(const Node& root) {
 }
 
 }  // namespace
+
+bool IsAddressOrCidr(std::string_view text) {
+  std::string addr(text);
+  std::string prefix;
+  if (size_t slash = addr.find('/'); slash != std::string::npos) {
+    prefix = addr.substr(slash + 1);
+    addr.resize(slash);
+    if (prefix.empty() || prefix.size() > 3 ||
+        prefix.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+  }
+  unsigned char buf[16];
+  int max_prefix;
+  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    max_prefix = 32;
+  } else if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) {
+    max_prefix = 128;
+  } else {
+    return false;
+  }
+  return prefix.empty() || std::stoi(prefix) <= max_prefix;
+}
 
 StatusOr<Config> ParseConfig(std::string_view text,
                              std::string_view file_name) {

@@ -81,9 +81,24 @@ struct StoreSettings {
   std::string key = kDefaultStoreKey;
 };
 
+inline constexpr std::chrono::nanoseconds kDefaultCaClockSkew = std::chrono::minutes(1);
+inline constexpr std::chrono::nanoseconds kMaxCaClockSkew = std::chrono::minutes(10);
+inline constexpr std::chrono::nanoseconds kDefaultHostCertTtl = std::chrono::hours(24 * 365);
+inline constexpr std::chrono::nanoseconds kMaxHostCertTtl = std::chrono::hours(24 * 365 * 5);
+
 struct CaSettings {
-  std::string key;
+  std::string key;  // OpenSSH private key; readable by the broker's user only
   std::chrono::nanoseconds max_ttl = kDefaultCaMaxTtl;
+  // Where the broker writes the KRL of revoked serials for sshd's
+  // RevokedKeys. Default: <broker.state_dir>/ca.krl.
+  std::string krl;
+  // User certificates are valid from now - clock_skew, for servers whose
+  // clocks run a little behind the broker's.
+  std::chrono::nanoseconds clock_skew = kDefaultCaClockSkew;
+  // Local users whose processes may have host keys signed (jitgate ca
+  // sign-host), and the longest host certificate they may ask for.
+  std::vector<std::string> host_signers = {"root"};
+  std::chrono::nanoseconds host_max_ttl = kDefaultHostCertTtl;
 };
 
 struct BastionTarget {
@@ -105,7 +120,7 @@ struct Config {
   std::string file;  // the file name it was read from, for messages
   BrokerSettings broker;
   StoreSettings store;
-  std::optional<CaSettings> ca;
+  std::optional<CaSettings> ca;  // krl defaulted from broker.state_dir
   std::optional<BastionSettings> bastion;
   Policy policy;  // `approvers` and `policies`
 };
@@ -115,6 +130,10 @@ struct Config {
 // INVALID_ARGUMENT and a "file:line: " message on the first problem found (in
 // file order, except that cross-checks such as unknown approver groups are
 // reported at the line that refers to the missing thing). Thread-safe.
+// IsAddressOrCidr: an IPv4 or IPv6 address, optionally with a /prefix, as
+// sshd's source-address certificate option takes them.
+bool IsAddressOrCidr(std::string_view text);
+
 StatusOr<Config> ParseConfig(std::string_view text, std::string_view file_name);
 
 // LoadConfig reads the file at path (core/config LoadYamlFile: at most 1 MiB,

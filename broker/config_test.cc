@@ -69,6 +69,54 @@ TEST(ConfigTest, AcceptsTheProductSample) {
   EXPECT_EQ(prod.match.service.size(), 3u);
 }
 
+TEST(ConfigTest, CertificateSettings) {
+  ASSERT_OK_AND_ASSIGN(Config cfg, ParseConfig(R"(
+broker: {state_dir: /srv/jg}
+ca:
+  key: /etc/jitgate/ca
+  max_ttl: 2h
+  clock_skew: 0s
+  host_signers: [root, ops]
+  host_max_ttl: 90d
+policies:
+  - name: db
+    approve: auto
+    ttl: 10m
+    cert:
+      force_command: /usr/bin/psql
+      source_address: [10.0.0.0/8, "2001:db8::/32", 192.168.1.7]
+      extensions: [permit-pty, permit-agent-forwarding]
+  - name: plain
+    approve: auto
+)", "t.yaml"));
+  ASSERT_TRUE(cfg.ca.has_value());
+  EXPECT_EQ(cfg.ca->max_ttl, hours(2));
+  EXPECT_EQ(cfg.ca->krl, "/srv/jg/ca.krl");  // follows broker.state_dir
+  EXPECT_EQ(cfg.ca->clock_skew, std::chrono::nanoseconds(0));
+  EXPECT_EQ(cfg.ca->host_signers, (std::vector<std::string>{"root", "ops"}));
+  EXPECT_EQ(cfg.ca->host_max_ttl, hours(90 * 24));
+  const CertPolicy& c = cfg.policy.rules[0].cert;
+  EXPECT_EQ(c.force_command, "/usr/bin/psql");
+  EXPECT_EQ(c.source_address, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.168.1.7"}));
+  // Sorted, as certificates carry them.
+  EXPECT_EQ(c.extensions, (std::vector<std::string>{"permit-agent-forwarding", "permit-pty"}));
+  // Defaults: a pty, nothing forced, the request's own address.
+  const CertPolicy& d = cfg.policy.rules[1].cert;
+  EXPECT_EQ(d.force_command, "");
+  EXPECT_TRUE(d.source_address.empty());
+  EXPECT_EQ(d.extensions, (std::vector<std::string>{"permit-pty"}));
+}
+
+TEST(ConfigTest, AddressesAndCidrBlocks) {
+  for (const char* ok : {"10.0.0.7", "10.0.0.0/8", "0.0.0.0/0", "::1", "2001:db8::/32", "::/0"}) {
+    EXPECT_TRUE(IsAddressOrCidr(ok)) << ok;
+  }
+  for (const char* bad : {"", "db1", "10.0.0.0/", "10.0.0.0/33", "::1/129", "10.0.0.0/8/8",
+                          "10.0.0.0/-1", "10.0.0.0/1a", " 10.0.0.1", "10.0.0.1,10.0.0.2"}) {
+    EXPECT_FALSE(IsAddressOrCidr(bad)) << bad;
+  }
+}
+
 TEST(ConfigTest, LoadsTheShippedSampleFile) {
   ASSERT_OK_AND_ASSIGN(Config cfg,
                        LoadConfig(JITGATE_BROKER_TESTDATA "/jitgate.yaml"));
@@ -234,7 +282,27 @@ const RejectCase kRejectCases[] = {
      "line 2)"},
     {__LINE__, "policies:\n  - name: a\n    aprove: auto\n",
      "t.yaml:3: unknown key 'aprove' in 'policies[0]' (expected one of: name, "
-     "match, approve, approvers, quorum, reason, timeout, ttl)"},
+     "match, approve, approvers, quorum, reason, timeout, ttl, cert)"},
+    {__LINE__, "ca:\n  key: /ca\n  clock_skew: 11m\npolicies: []\n",
+     "t.yaml:3: 'ca.clock_skew': must be from 0s to 10m, got '11m'"},
+    {__LINE__, "ca:\n  key: /ca\n  krl: ca.krl\npolicies: []\n",
+     "t.yaml:3: 'ca.krl': expected an absolute path, got 'ca.krl'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: deny\n    cert: {}\n",
+     "t.yaml:4: 'policies[0].cert': not allowed with 'approve: deny'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    cert: {extensions: [permit-pty, permit-everything]}\n",
+     "t.yaml:4: 'policies[0].cert.extensions[1]': unknown extension 'permit-everything' (known: "
+     "permit-X11-forwarding, permit-agent-forwarding, permit-port-forwarding, permit-pty, "
+     "permit-user-rc)"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    cert: {extensions: [permit-pty, permit-pty]}\n",
+     "t.yaml:4: 'policies[0].cert.extensions[1]': 'permit-pty' is listed twice"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    cert: {source_address: [10.0.0.0/33]}\n",
+     "t.yaml:4: 'policies[0].cert.source_address[0]': expected an IP address or CIDR block, got "
+     "'10.0.0.0/33'"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    cert: {force_command: ''}\n",
+     "t.yaml:4: 'policies[0].cert.force_command': must not be empty (omit it for no forced command)"},
+    {__LINE__, "policies:\n  - name: a\n    approve: auto\n    cert: {principals: [root]}\n",
+     "t.yaml:4: unknown key 'principals' in 'policies[0].cert' (expected one of: force_command, "
+     "source_address, extensions)"},
     {__LINE__, "policies:\n  - name: a\n",
      "t.yaml:2: policy 'a' needs 'approve: auto', 'approve: deny' or "
      "'approvers'"},

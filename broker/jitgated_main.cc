@@ -60,6 +60,18 @@ int Serve(const jitgate::broker::Config& config) {
     return Fail(1, "state directory " + state_dir + " is not a directory");
   }
 
+  // The CA key, before anything else is opened: a key that others can read
+  // (or that is missing) stops the broker here, with the reason.
+  std::unique_ptr<broker::CertAuthority> ca;
+  if (config.ca.has_value()) {
+    StatusOr<std::unique_ptr<broker::CertAuthority>> loaded = broker::CertAuthority::Load(*config.ca);
+    if (!loaded.ok()) return Fail(1, loaded.status().message());
+    ca = std::move(*loaded);
+    std::fprintf(stderr, "jitgated: certificate authority %s %s, KRL %s\n",
+                 std::string(ca->public_key().type_name()).c_str(),
+                 ca->public_key().Fingerprint().c_str(), config.ca->krl.c_str());
+  }
+
   // The store: created on first start (the key must exist: `jitgate log keygen`).
   Env* env = DefaultEnv();
   const std::string& store_dir = config.store.dir;
@@ -80,6 +92,7 @@ int Serve(const jitgate::broker::Config& config) {
 
   broker::ServerOptions opts;
   opts.server_id = std::string("jitgated ") + kVersion + " " + Hostname();
+  opts.ca = ca.get();
   broker::Server server(config, db->get(), store.get(), opts);
   Status s = server.Start();
   if (!s.ok()) return Fail(1, s.message());

@@ -53,6 +53,14 @@ struct Match {
 };
 
 // Rule is one entry of `policies`.
+// What a policy fixes in the certificates of the requests it approves
+// (`cert:` in a policy; docs/jitgated.md).
+struct CertPolicy {
+  std::string force_command;                // critical option; "" = none
+  std::vector<std::string> source_address;  // critical option; empty = the request's address, if any
+  std::vector<std::string> extensions = {"permit-pty"};  // sorted, distinct
+};
+
 struct Rule {
   std::string name;   // unique within the Policy
   config::Mark mark;  // where the rule starts, for messages
@@ -63,6 +71,7 @@ struct Rule {
   ReasonMode reason = ReasonMode::kOptional;
   std::chrono::nanoseconds timeout{0};  // kApproval: how long a request waits
   std::chrono::nanoseconds ttl{0};      // approved: how long the approval lasts
+  CertPolicy cert;  // certificates of approved requests (jitgate request)
 };
 
 // Policy is the whole `approvers` + `policies` configuration. ParseConfig

@@ -175,6 +175,13 @@ Status Server::Start() {
         FormatSeconds((options_.resume_grace_nanos + kSecond - 1) / kSecond) + " to resume");
   }
 
+  // The KRL exists before the first login is checked against it (sshd
+  // refuses every certificate if its RevokedKeys file is missing).
+  if (options_.ca != nullptr) {
+    RETURN_IF_ERROR(WriteKrl());
+    RETURN_IF_ERROR(db_->Commit());
+  }
+
   // The socket: directory owned by us, 0755, so nobody else can swap it.
   const std::string& path = config_.broker.socket;
   sockaddr_un addr{};
@@ -488,6 +495,10 @@ void Server::HandleMessage(Conn& c, wire::Message m) {
   if (auto* a = std::get_if<wire::Approve>(&m)) return OnVote(c, true, a->id, a->digest, a->comment);
   if (auto* d = std::get_if<wire::Deny>(&m)) return OnVote(c, false, d->id, d->digest, d->comment);
   if (auto* f = std::get_if<wire::Follow>(&m)) return OnFollow(c, *f);
+  if (auto* l = std::get_if<wire::ListCerts>(&m)) return OnListCerts(c, *l);
+  if (auto* r = std::get_if<wire::Revoke>(&m)) return OnRevoke(c, *r);
+  if (auto* h = std::get_if<wire::SignHostKey>(&m)) return OnSignHostKey(c, *h);
+  if (std::holds_alternative<wire::GetCaInfo>(m)) return OnGetCaInfo(c);
   // Server-to-client types were already refused by the state machine.
   SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
   c.close_after_write = true;
@@ -752,6 +763,22 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
       return;
     }
   }
+  if (!f.public_key.empty()) {
+    // A certificate request (jitgate request): refuse what could never be
+    // signed now, not after an approver has said yes.
+    if (options_.ca == nullptr) {
+      SendError(c, wire::ErrorCode::kNoCa,
+                "this broker has no certificate authority (no 'ca:' section in its configuration)");
+      return;
+    }
+    StatusOr<ca::PublicKey> key = CertAuthority::CheckSubjectKey(f.public_key);
+    Status addr = CertAuthority::CheckSourceAddress(f.remote_addr);
+    if (!key.ok() || !addr.ok()) {
+      SendError(c, wire::ErrorCode::kInvalidRequest,
+                !key.ok() ? key.status().message() : addr.message());
+      return;
+    }
+  }
   size_t active = book_.active();
   if (active >= options_.max_pending) {
     SendError(c, wire::ErrorCode::kBusy,
@@ -870,6 +897,26 @@ void Server::Deliver(Conn& c, const std::string& id) {
   d.id = r->id;
   d.digest = r->digest;
   if (r->state == RequestState::kApproved) {
+    // A certificate request gets its certificate with the approval, signed
+    // now, before the approval is consumed: if signing fails the request
+    // stays approved and the client hears why.
+    if (!r->fields.public_key.empty()) {
+      std::vector<std::string> by;
+      for (const Approval& a : r->approvals) by.push_back(a.approver);
+      if (by.empty()) by.push_back("policy:" + r->decision.policy);
+      uint64_t valid_before = 0;
+      StatusOr<std::string> cert = IssueFor(*r, std::move(by), &valid_before);
+      if (!cert.ok()) {
+        Log("request " + id + ": certificate not issued: " + cert.status().message());
+        SendError(c, cert.status().code() == StatusCode::kInternal ? wire::ErrorCode::kInternal
+                                                                   : wire::ErrorCode::kInvalidRequest,
+                  "request " + id + " was approved but no certificate could be issued: " +
+                      cert.status().message());
+        return;
+      }
+      d.certificate = std::move(*cert);
+      d.valid_until = valid_before;
+    }
     // Delivering the approval to its filer consumes it: one use only.
     StatusOr<Request> used = book_.MarkUsed(id, r->digest, now);
     Touch(id);
@@ -881,7 +928,7 @@ void Server::Deliver(Conn& c, const std::string& id) {
       }
       if (d.decided_by.empty()) d.decided_by.push_back(Cut("policy:" + r->decision.policy, 256));
       d.comment = r->approvals.empty() ? "" : Cut(r->approvals.back().comment, 512);
-      d.valid_until = Seconds(r->valid_until_unix_nanos);
+      if (d.certificate.empty()) d.valid_until = Seconds(r->valid_until_unix_nanos);
       std::string by;
       for (const std::string& n : d.decided_by) by += (by.empty() ? "" : ", ") + n;
       d.message = Cut("request " + id + " approved by " + by +
@@ -1127,6 +1174,325 @@ void Server::OnFollow(Conn& c, const wire::Follow& m) {
   c.follow_filter = m.filter;
   followers_.insert(c.fd.get());
   Send(c, ListFor(c, m.filter, 0));
+}
+
+// Certificates ------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> OptionStrings(const std::vector<ca::CertOption>& opts) {
+  std::vector<std::string> out;
+  for (const ca::CertOption& o : opts) {
+    StatusOr<std::string> v = o.Value();
+    out.push_back(o.data.empty() ? o.name : o.name + "=" + (v.ok() ? *v : HexEncode(ByteSpan(o.data))));
+  }
+  return out;
+}
+
+const Rule* FindRule(const Policy& policy, const std::string& name) {
+  for (const Rule& r : policy.rules) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool Server::IsHostSigner(const Conn& c) const {
+  if (c.peer.uid == 0) return true;
+  if (options_.ca == nullptr) return false;
+  const auto& signers = options_.ca->settings().host_signers;
+  return std::find(signers.begin(), signers.end(), c.peer.user) != signers.end();
+}
+
+bool Server::CertVisible(const Conn& c, const CertRecord& cert) const {
+  if (IsHostSigner(c)) return true;
+  if (cert.info.kind == wire::CertKind::kUser && cert.info.issued_to == c.peer.user) return true;
+  const Rule* rule = FindRule(config_.policy, cert.policy);
+  if (rule == nullptr) return false;
+  for (const std::string& g : rule->approver_groups) {
+    auto it = config_.policy.approver_groups.find(g);
+    if (it != config_.policy.approver_groups.end() &&
+        std::find(it->second.begin(), it->second.end(), c.peer.user) != it->second.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Server::EmitCertEvent(AuditEventType type, const CertRecord& rec, const std::string& actor,
+                           const std::string& comment) {
+  AuditEvent e;
+  e.type = type;
+  e.request_id = rec.info.request_id;
+  e.actor = actor;
+  e.comment = comment;
+  e.time_unix_nanos = Now();
+  if (const Request* r = rec.info.request_id.empty() ? nullptr : book_.Get(rec.info.request_id)) {
+    e.fields_digest = r->digest;
+  }
+  e.policy = rec.policy;
+  CertAudit a;
+  a.serial = rec.info.serial;
+  a.kind = rec.info.kind == wire::CertKind::kHost ? "host" : "user";
+  a.key_id = rec.info.key_id;
+  a.principals = rec.info.principals;
+  a.valid_after = rec.info.valid_after;
+  a.valid_before = rec.info.valid_before;
+  a.fingerprint = rec.info.fingerprint;
+  if (options_.ca != nullptr) a.ca_fingerprint = options_.ca->public_key().Fingerprint();
+  if (StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(rec.certificate); cert.ok()) {
+    a.critical_options = OptionStrings(cert->fields().critical_options);
+    a.extensions = OptionStrings(cert->fields().extensions);
+  }
+  e.cert = std::move(a);
+  sink_.Emit(e);
+}
+
+StatusOr<std::string> Server::IssueFor(const Request& r, std::vector<std::string> decided_by,
+                                       uint64_t* valid_before) {
+  if (options_.ca == nullptr) {
+    return FailedPreconditionError("this broker has no certificate authority");
+  }
+  const Rule* rule = FindRule(config_.policy, r.decision.policy);
+  if (rule == nullptr) {
+    return FailedPreconditionError("policy '" + r.decision.policy + "' is no longer configured");
+  }
+  StatusOr<uint64_t> serial = db_->NextSerial();
+  if (!serial.ok()) {
+    if (fatal_.ok()) fatal_ = serial.status();
+    return InternalError("broker state database failed");
+  }
+  UserCertRequest u;
+  u.request_id = r.id;
+  u.approvers = std::move(decided_by);
+  u.fields = r.fields;
+  u.policy_ttl = r.decision.ttl;
+  u.cert_policy = &rule->cert;
+  u.serial = *serial;
+  u.now = Seconds(Now());
+  StatusOr<ca::Certificate> cert = options_.ca->IssueUser(u);
+  if (!cert.ok()) return cert.status();
+  CertRecord rec;
+  rec.info.serial = *serial;
+  rec.info.kind = wire::CertKind::kUser;
+  rec.info.key_id = Cut(cert->fields().key_id, wire::kMaxLabelField);
+  rec.info.principals = cert->fields().principals;
+  rec.info.valid_after = cert->fields().valid_after;
+  rec.info.valid_before = cert->fields().valid_before;
+  rec.info.fingerprint = cert->key().Fingerprint();
+  rec.info.request_id = r.id;
+  rec.info.issued_to = Cut(r.fields.user, wire::kMaxLabelField);
+  rec.info.issued_at = u.now;
+  rec.policy = r.decision.policy;
+  rec.certificate = cert->ToLine();
+  if (rec.certificate.size() > wire::kMaxCertificateField) {
+    return FailedPreconditionError("the certificate is too large to send");
+  }
+  if (Status s = db_->SaveCert(rec); !s.ok()) {
+    if (fatal_.ok()) fatal_ = s;
+    return InternalError("broker state database failed");
+  }
+  EmitCertEvent(AuditEventType::kCertIssued, rec, kBrokerActor, "");
+  Log("certificate serial " + std::to_string(rec.info.serial) + " for request " + r.id + " (" +
+      rec.info.key_id + ", principal " + r.fields.target_user + ", valid " +
+      ca::FormatValidity(rec.info.valid_after, rec.info.valid_before) + ")");
+  *valid_before = rec.info.valid_before;
+  return rec.certificate;
+}
+
+Status Server::WriteKrl() {
+  if (options_.ca == nullptr) return OkStatus();
+  ASSIGN_OR_RETURN(std::vector<uint64_t> serials, db_->RevokedSerials());
+  ASSIGN_OR_RETURN(uint64_t version, db_->NextKrlVersion());
+  RETURN_IF_ERROR(options_.ca->WriteKrl(serials, version, Seconds(Now())));
+  krl_version_ = version;
+  return OkStatus();
+}
+
+void Server::OnListCerts(Conn& c, const wire::ListCerts& m) {
+  if (options_.ca == nullptr) {
+    SendError(c, wire::ErrorCode::kNoCa, "this broker has no certificate authority");
+    return;
+  }
+  uint16_t limit = m.limit == 0 ? wire::kDefaultListLimit : m.limit;
+  limit = std::min<uint16_t>(limit, wire::kMaxListItems);
+  // Read more than the limit: some rows may not be visible to this peer.
+  StatusOr<std::vector<CertRecord>> rows =
+      db_->ListCerts(m.filter == wire::kValidCerts, Seconds(Now()), 10'000);
+  if (!rows.ok()) {
+    Log("listing certificates: " + rows.status().message());
+    SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+    return;
+  }
+  wire::CertList list;
+  size_t size = 16;
+  for (CertRecord& rec : *rows) {
+    if (!CertVisible(c, rec)) continue;
+    Bytes one;
+    wire::CertList probe{false, {rec.info}};
+    size_t item = 0;
+    if (wire::EncodeBody(probe, &one).ok()) item = one.size() - 3;
+    if (list.items.size() >= limit || size + item > wire::kMaxBodySize) {
+      list.more = true;
+      break;
+    }
+    size += item;
+    list.items.push_back(std::move(rec.info));
+  }
+  Send(c, list);
+}
+
+void Server::OnRevoke(Conn& c, const wire::Revoke& m) {
+  if (options_.ca == nullptr) {
+    SendError(c, wire::ErrorCode::kNoCa, "this broker has no certificate authority");
+    return;
+  }
+  std::vector<CertRecord> found;
+  if (m.serial != 0) {
+    StatusOr<std::optional<CertRecord>> rec = db_->GetCert(m.serial);
+    if (!rec.ok()) {
+      SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+      return;
+    }
+    if (!rec->has_value() || !CertVisible(c, **rec)) {
+      SendError(c, wire::ErrorCode::kNotFound, "no certificate with serial " + std::to_string(m.serial));
+      return;
+    }
+    found.push_back(std::move(**rec));
+  } else {
+    // A request id or unique prefix, as for approve and deny.
+    std::string id = m.id;
+    if (id.size() < wire::kMinRequestIdPrefix) {
+      SendError(c, wire::ErrorCode::kNotFound, "request id prefix \"" + id + "\" is too short");
+      return;
+    }
+    StatusOr<Request> r = book_.Find(id);
+    if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) {
+      SendError(c, wire::ErrorCode::kAmbiguous, r.status().message());
+      return;
+    }
+    std::string full = r.ok() ? r->id : id;
+    StatusOr<std::vector<CertRecord>> recs = db_->CertsOfRequest(full);
+    if (!recs.ok()) {
+      SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+      return;
+    }
+    for (CertRecord& rec : *recs) {
+      if (CertVisible(c, rec)) found.push_back(std::move(rec));
+    }
+    if (found.empty()) {
+      SendError(c, wire::ErrorCode::kNotFound, "no certificate was issued for request \"" + id + "\"");
+      return;
+    }
+  }
+  uint64_t now = Seconds(Now());
+  bool changed = false;
+  for (CertRecord& rec : found) {
+    if (rec.info.revoked_at != 0) continue;  // revoked before: say so, change nothing
+    rec.info.revoked_at = now;
+    rec.info.revoked_by = Cut(c.peer.user, wire::kMaxLabelField);
+    rec.info.revoke_comment = Cut(m.comment, wire::kMaxCommentField);
+    if (Status s = db_->SaveCert(rec); !s.ok()) {
+      if (fatal_.ok()) fatal_ = s;
+      SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+      return;
+    }
+    EmitCertEvent(AuditEventType::kCertRevoked, rec, c.peer.user, m.comment);
+    Log("certificate serial " + std::to_string(rec.info.serial) + " revoked by " + c.peer_label +
+        (m.comment.empty() ? "" : ": " + Cut(m.comment, 200)));
+    changed = true;
+  }
+  // The KRL is on disk before anyone is told the certificate is revoked.
+  if (changed) {
+    if (Status s = WriteKrl(); !s.ok()) {
+      Log("revocation not published: " + s.message());
+      if (fatal_.ok()) fatal_ = s;
+      SendError(c, wire::ErrorCode::kInternal, "broker could not write the KRL: " + s.message());
+      return;
+    }
+  }
+  wire::CertList list;
+  for (CertRecord& rec : found) {
+    if (list.items.size() >= wire::kMaxListItems) {
+      list.more = true;
+      break;
+    }
+    list.items.push_back(std::move(rec.info));
+  }
+  Send(c, list);
+}
+
+void Server::OnSignHostKey(Conn& c, const wire::SignHostKey& m) {
+  if (options_.ca == nullptr) {
+    SendError(c, wire::ErrorCode::kNoCa, "this broker has no certificate authority");
+    return;
+  }
+  if (!IsHostSigner(c)) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " may not have host keys signed (ca.host_signers)");
+    return;
+  }
+  StatusOr<ca::PublicKey> key = CertAuthority::CheckSubjectKey(m.public_key);
+  if (!key.ok()) {
+    SendError(c, wire::ErrorCode::kInvalidRequest, key.status().message());
+    return;
+  }
+  for (const std::string& p : m.principals) {
+    if (p.find_first_of(", \t*?") != std::string::npos) {
+      SendError(c, wire::ErrorCode::kInvalidRequest,
+                "host name \"" + Cut(p, 64) + "\" may not contain commas, blanks or wildcards");
+      return;
+    }
+  }
+  StatusOr<uint64_t> serial = db_->NextSerial();
+  if (!serial.ok()) {
+    if (fatal_.ok()) fatal_ = serial.status();
+    SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+    return;
+  }
+  uint64_t now = Seconds(Now());
+  StatusOr<ca::Certificate> cert = options_.ca->IssueHost(
+      *key, m.principals, std::chrono::seconds(m.validity_seconds), *serial, now);
+  if (!cert.ok()) {
+    SendError(c, wire::ErrorCode::kInvalidRequest, cert.status().message());
+    return;
+  }
+  CertRecord rec;
+  rec.info.serial = *serial;
+  rec.info.kind = wire::CertKind::kHost;
+  rec.info.key_id = Cut(cert->fields().key_id, wire::kMaxLabelField);
+  rec.info.principals = m.principals;
+  rec.info.valid_after = cert->fields().valid_after;
+  rec.info.valid_before = cert->fields().valid_before;
+  rec.info.fingerprint = key->Fingerprint();
+  rec.info.issued_to = Cut(c.peer.user, wire::kMaxLabelField);
+  rec.info.issued_at = now;
+  rec.certificate = cert->ToLine();
+  if (Status s = db_->SaveCert(rec); !s.ok()) {
+    if (fatal_.ok()) fatal_ = s;
+    SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+    return;
+  }
+  EmitCertEvent(AuditEventType::kCertIssued, rec, c.peer.user, "");
+  Log("host certificate serial " + std::to_string(*serial) + " for " + rec.info.principals.front() +
+      " signed for " + c.peer_label);
+  Send(c, wire::HostCertificate{*serial, rec.certificate});
+}
+
+void Server::OnGetCaInfo(Conn& c) {
+  if (options_.ca == nullptr) {
+    SendError(c, wire::ErrorCode::kNoCa,
+              "this broker has no certificate authority (no 'ca:' section in its configuration)");
+    return;
+  }
+  wire::CaInfo info;
+  info.public_key = options_.ca->public_key().ToLine();
+  info.max_ttl_seconds = static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(options_.ca->settings().max_ttl).count());
+  info.krl_version = krl_version_;
+  info.krl_path = Cut(options_.ca->settings().krl, wire::kMaxCwdField);
+  Send(c, info);
 }
 
 }  // namespace jitgate::broker

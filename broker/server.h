@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/cert_authority.h"
 #include "broker/config.h"
 #include "broker/lifecycle.h"
 #include "broker/state_db.h"
@@ -59,6 +60,9 @@ struct ServerOptions {
   size_t keep_finished_max = 10'000;
   // Print one line per request event to stderr.
   bool log_events = true;
+  // The certificate authority (not owned); null when the configuration has
+  // no `ca:` section, and requests with a public key are then refused.
+  CertAuthority* ca = nullptr;
 };
 
 class Server {
@@ -108,6 +112,21 @@ class Server {
   void OnVote(Conn& c, bool approve, const std::string& id, const crypto::Sha256Digest& digest,
               const std::string& comment);
   void OnFollow(Conn& c, const wire::Follow& m);
+  void OnListCerts(Conn& c, const wire::ListCerts& m);
+  void OnRevoke(Conn& c, const wire::Revoke& m);
+  void OnSignHostKey(Conn& c, const wire::SignHostKey& m);
+  void OnGetCaInfo(Conn& c);
+
+  // Certificates. IssueFor signs the certificate of approved request r (in
+  // this turn's database transaction, with its audit event); WriteKrl
+  // rewrites the KRL from the database.
+  StatusOr<std::string> IssueFor(const Request& r, std::vector<std::string> decided_by,
+                                 uint64_t* valid_before);
+  Status WriteKrl();
+  bool CertVisible(const Conn& c, const CertRecord& cert) const;
+  bool IsHostSigner(const Conn& c) const;
+  void EmitCertEvent(AuditEventType type, const CertRecord& rec, const std::string& actor,
+                     const std::string& comment);
 
   // Files the request and answers the filer (RequestAccepted or Decision).
   void CreateAndAnswer(Conn& c, wire::RequestFields fields, Decision decision,
@@ -162,6 +181,7 @@ class Server {
   std::set<int> to_flush_;         // connections with output this turn
   std::map<uid_t, std::string> uid_names_;
   int64_t next_prune_ = 0;
+  uint64_t krl_version_ = 0;  // of the KRL last written
 };
 
 }  // namespace jitgate::broker

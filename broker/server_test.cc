@@ -13,6 +13,9 @@
 
 #include <thread>
 
+#include "ca/cert.h"
+#include "ca/krl.h"
+#include "ca/sshkey.h"
 #include "core/base/env.h"
 #include "core/wire/client.h"
 #include "store/reader.h"
@@ -60,7 +63,7 @@ class BrokerServerTest : public ::testing::Test {
     std::string yaml = "broker:\n  socket: " + socket_ + "\n  state_dir: " + dir_.path() +
                        "\n  submitters: [" + (submitters.empty() ? Me() : submitters) +
                        "]\nstore:\n  dir: " + dir_.Join("store") + "\n  key: " +
-                       dir_.Join("log.key") + "\n" + approvers_and_policies;
+                       dir_.Join("log.key") + "\n" + ca_yaml_ + approvers_and_policies;
     StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
     ASSERT_OK(config.status());
     config_ = std::move(*config);
@@ -72,6 +75,10 @@ class BrokerServerTest : public ::testing::Test {
     opts.server_id = "jitgated test";
     opts.log_events = getenv("JITGATE_TEST_LOG") != nullptr;
     opts.resume_grace_nanos = grace_nanos_;
+    if (config_.ca.has_value()) {
+      ASSERT_OK_AND_ASSIGN(ca_, CertAuthority::Load(*config_.ca));
+      opts.ca = ca_.get();
+    }
     server_ = std::make_unique<Server>(config_, db_.get(), store_.get(), opts);
     ASSERT_OK(server_->Start());
     thread_ = std::thread([this] { run_status_ = server_->Run(); });
@@ -83,6 +90,7 @@ class BrokerServerTest : public ::testing::Test {
     thread_.join();
     EXPECT_OK(run_status_);
     server_.reset();
+    ca_.reset();
     db_.reset();
     ASSERT_OK(store_->Close());
     store_.reset();
@@ -122,6 +130,8 @@ class BrokerServerTest : public ::testing::Test {
   std::thread thread_;
   Status run_status_;
   int64_t grace_nanos_ = 30'000'000'000;
+  std::string ca_yaml_;  // a `ca:` section, or ""
+  std::unique_ptr<CertAuthority> ca_;
 };
 
 std::string ApprovalPolicy(const std::string& approver, const std::string& extra = "") {
@@ -394,6 +404,296 @@ TEST_F(BrokerServerTest, GarbageGetsMalformedAndTheBrokerCarriesOn) {
   }
   wire::Client ok = Connect();
   EXPECT_OK(ok.Call(wire::ListRequests{wire::ListFilter::kAll, 0}, Soon()).status());
+}
+
+// Certificates (PRODUCT.md F4) ---------------------------------------------
+
+class BrokerCaTest : public BrokerServerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(ca::PrivateKey key, ca::PrivateKey::Generate(ca::KeyType::kEd25519));
+    ASSERT_OK(ca::WritePrivateKeyFile(dir_.Join("ca"), key, "test ca"));
+    ca_public_ = key.public_key().ToLine();
+    ca_yaml_ = "ca:\n  key: " + dir_.Join("ca") + "\n  max_ttl: 1h\n  clock_skew: 1m\n";
+    ASSERT_OK_AND_ASSIGN(ca::PrivateKey subject, ca::PrivateKey::Generate(ca::KeyType::kEd25519));
+    subject_ = subject.public_key().ToLine();
+  }
+
+  wire::RequestFields CertRequest(uint32_t ttl = 0) {
+    wire::RequestFields f;
+    f.service = "ssh-cert";
+    f.user = "alice";
+    f.target_user = "root";
+    f.host = "db1";
+    f.remote_addr = "10.0.0.7";
+    f.public_key = subject_;
+    f.ttl_seconds = ttl;
+    return f;
+  }
+
+  // Files a certificate request under an auto-approve policy and returns the
+  // Decision.
+  wire::Decision AutoCert(uint32_t ttl = 0) {
+    wire::Client c = Connect();
+    StatusOr<wire::Message> m = c.Call(wire::SubmitRequest{CertRequest(ttl), 0, false}, Soon());
+    EXPECT_OK(m.status());
+    if (!m.ok() || !std::holds_alternative<wire::Decision>(*m)) {
+      ADD_FAILURE() << "no Decision";
+      return {};
+    }
+    return std::get<wire::Decision>(*m);
+  }
+
+  StatusOr<ca::Krl> ReadKrl() {
+    StatusOr<std::string> data = DefaultEnv()->ReadFileToString(dir_.Join("ca.krl"));
+    if (!data.ok()) return data.status();
+    return ca::Krl::Parse(AsBytes(*data));
+  }
+
+  std::string ca_public_;
+  std::string subject_;
+};
+
+constexpr char kAutoCertPolicy[] =
+    "policies:\n  - name: dev\n    approve: auto\n    reason: none\n    ttl: 30m\n";
+
+TEST_F(BrokerCaTest, ApprovalBringsACertificateFixedByRequestAndPolicy) {
+  Start(ApprovalPolicy(Me(), "    ttl: 20m\n    cert:\n      force_command: /usr/bin/uptime\n"
+                             "      extensions: [permit-pty, permit-port-forwarding]\n"));
+  wire::Client requester = Connect();
+  wire::SubmitRequest s{CertRequest(600), 60, false};
+  s.fields.target_user = "postgres";  // the test's approver may be root
+  ASSERT_OK_AND_ASSIGN(wire::Message m, requester.Call(s, Soon()));
+  auto* acc = std::get_if<wire::RequestAccepted>(&m);
+  ASSERT_NE(acc, nullptr) << wire::MessageTypeName(wire::TypeOf(m)) << " "
+                          << (std::holds_alternative<wire::Decision>(m) ? std::get<wire::Decision>(m).message : "");
+  // The approver sees the key and the lifetime asked for, bound by the digest.
+  EXPECT_EQ(acc->digest, wire::RequestDigest(s.fields));
+  wire::Client approver = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message shown, approver.Call(wire::GetRequest{acc->id}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::RequestInfo>(shown));
+  EXPECT_EQ(std::get<wire::RequestInfo>(shown).fields.public_key, subject_);
+  EXPECT_EQ(std::get<wire::RequestInfo>(shown).fields.ttl_seconds, 600u);
+  const uint64_t before = static_cast<uint64_t>(::time(nullptr));
+  ASSERT_OK_AND_ASSIGN(wire::Message voted,
+                       approver.Call(wire::Approve{acc->id, acc->digest, "ok"}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::RequestInfo>(voted));
+  ASSERT_OK_AND_ASSIGN(wire::Message fin, requester.Receive(Soon()));
+  const uint64_t after = static_cast<uint64_t>(::time(nullptr));
+  auto* d = std::get_if<wire::Decision>(&fin);
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(d->outcome, wire::Outcome::kApproved);
+  ASSERT_FALSE(d->certificate.empty());
+
+  ASSERT_OK_AND_ASSIGN(ca::Certificate cert, ca::Certificate::FromLine(d->certificate));
+  EXPECT_OK(cert.VerifySignature());
+  EXPECT_EQ(cert.signature_key().ToLine(), ca_public_);
+  EXPECT_EQ(cert.key().ToLine(), subject_);
+  const ca::CertificateFields& f = cert.fields();
+  EXPECT_EQ(f.type, ca::CertType::kUser);
+  EXPECT_EQ(f.serial, 1u);
+  EXPECT_EQ(f.key_id, "jitgate:" + acc->id + ":" + Me());
+  EXPECT_THAT(f.principals, ::testing::ElementsAre("postgres"));
+  // [now - skew, now + min(asked 10m, policy 20m, max 1h)].
+  EXPECT_GE(f.valid_after, before - 60);
+  EXPECT_LE(f.valid_after, after - 60);
+  EXPECT_EQ(f.valid_before - f.valid_after, 600u + 60u);
+  EXPECT_EQ(d->valid_until, f.valid_before);
+  ASSERT_EQ(f.critical_options.size(), 2u);
+  EXPECT_EQ(f.critical_options[0].name, "force-command");
+  EXPECT_EQ(f.critical_options[0].Value().value_or(""), "/usr/bin/uptime");
+  EXPECT_EQ(f.critical_options[1].name, "source-address");
+  EXPECT_EQ(f.critical_options[1].Value().value_or(""), "10.0.0.7");
+  ASSERT_EQ(f.extensions.size(), 2u);
+  EXPECT_EQ(f.extensions[0].name, "permit-port-forwarding");
+  EXPECT_EQ(f.extensions[1].name, "permit-pty");
+
+  // The CA's listing shows it, valid.
+  ASSERT_OK_AND_ASSIGN(wire::Message listed, approver.Call(wire::ListCerts{}, Soon()));
+  auto* certs = std::get_if<wire::CertList>(&listed);
+  ASSERT_NE(certs, nullptr);
+  ASSERT_EQ(certs->items.size(), 1u);
+  EXPECT_EQ(certs->items[0].serial, 1u);
+  EXPECT_EQ(certs->items[0].request_id, acc->id);
+  EXPECT_EQ(certs->items[0].issued_to, "alice");
+  EXPECT_EQ(certs->items[0].fingerprint, cert.key().Fingerprint());
+  EXPECT_EQ(certs->items[0].valid_before, f.valid_before);
+  StopServer();
+  EXPECT_THAT(AuditTrail(), ::testing::ElementsAre("created", "approved", "cert_issued", "used"));
+}
+
+TEST_F(BrokerCaTest, LifetimeIsCappedByPolicyAndCa) {
+  ca_yaml_ = "ca:\n  key: " + dir_.Join("ca") + "\n  max_ttl: 2m\n  clock_skew: 0s\n";
+  Start(kAutoCertPolicy);
+  wire::Decision d = AutoCert(0);  // the policy's 30m, capped by max_ttl 2m
+  ASSERT_EQ(d.outcome, wire::Outcome::kApproved) << d.message;
+  ASSERT_OK_AND_ASSIGN(ca::Certificate cert, ca::Certificate::FromLine(d.certificate));
+  EXPECT_EQ(cert.fields().valid_before - cert.fields().valid_after, 120u);
+  EXPECT_THAT(cert.fields().key_id, ::testing::EndsWith(":policy:dev"));
+  wire::Decision shorter = AutoCert(5);
+  ASSERT_OK_AND_ASSIGN(ca::Certificate short_cert, ca::Certificate::FromLine(shorter.certificate));
+  EXPECT_EQ(short_cert.fields().valid_before - short_cert.fields().valid_after, 5u);
+  EXPECT_EQ(short_cert.fields().serial, cert.fields().serial + 1);
+}
+
+TEST_F(BrokerCaTest, UnusableRequestsAreRefusedBeforeAnyoneApproves) {
+  Start(kAutoCertPolicy);
+  struct Case {
+    std::string public_key, remote_addr, error;
+  } cases[] = {
+      {"ssh-ed25519 AAAA", "", "public key is not usable"},
+      {subject_ + " alice@laptop", "", "without a comment"},
+      {subject_, "db1.example.com", "is not an IP address or CIDR block"},
+      {subject_, "10.0.0.1,300.0.0.1", "\"300.0.0.1\" is not an IP address"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.public_key + " / " + k.remote_addr);
+    wire::RequestFields f = CertRequest();
+    f.public_key = k.public_key;
+    f.remote_addr = k.remote_addr;
+    wire::Client c = Connect();
+    ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(wire::SubmitRequest{f, 0, false}, Soon()));
+    auto* e = std::get_if<wire::Error>(&m);
+    ASSERT_NE(e, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+    EXPECT_EQ(e->code, wire::ErrorCode::kInvalidRequest);
+    EXPECT_THAT(e->message, HasSubstr(k.error));
+  }
+  StopServer();
+  EXPECT_THAT(AuditTrail(), ::testing::IsEmpty());  // nothing was filed
+}
+
+TEST_F(BrokerCaTest, WithoutACaKeyRequestsAreRefusedWithTheReason) {
+  ca_yaml_.clear();
+  Start(kAutoCertPolicy);
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(wire::SubmitRequest{CertRequest(), 0, false}, Soon()));
+  auto* e = std::get_if<wire::Error>(&m);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, wire::ErrorCode::kNoCa);
+  EXPECT_THAT(e->message, HasSubstr("no certificate authority"));
+  wire::Client c2 = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message info, c2.Call(wire::GetCaInfo{}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(info));
+  EXPECT_EQ(std::get<wire::Error>(info).code, wire::ErrorCode::kNoCa);
+  // The connection survives a non-fatal error.
+  ASSERT_OK_AND_ASSIGN(wire::Message list, c2.Call(wire::ListRequests{}, Soon()));
+  EXPECT_TRUE(std::holds_alternative<wire::RequestList>(list));
+}
+
+TEST_F(BrokerCaTest, RevocationIsInTheKrlBeforeItIsAcknowledged) {
+  Start(kAutoCertPolicy);
+  // The KRL exists from the start, empty.
+  ASSERT_OK_AND_ASSIGN(ca::Krl empty, ReadKrl());
+  EXPECT_TRUE(empty.cert_sections().empty());
+  wire::Decision first = AutoCert();
+  wire::Decision second = AutoCert();
+  ASSERT_OK_AND_ASSIGN(ca::Certificate c1, ca::Certificate::FromLine(first.certificate));
+  ASSERT_OK_AND_ASSIGN(ca::Certificate c2, ca::Certificate::FromLine(second.certificate));
+
+  wire::Client admin = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, admin.Call(wire::Revoke{c1.fields().serial, "", "lost laptop"}, Soon()));
+  auto* revoked = std::get_if<wire::CertList>(&m);
+  ASSERT_NE(revoked, nullptr);
+  ASSERT_EQ(revoked->items.size(), 1u);
+  EXPECT_EQ(revoked->items[0].serial, c1.fields().serial);
+  EXPECT_GT(revoked->items[0].revoked_at, 0u);
+  EXPECT_EQ(revoked->items[0].revoked_by, Me());
+  EXPECT_EQ(revoked->items[0].revoke_comment, "lost laptop");
+  ASSERT_OK_AND_ASSIGN(ca::Krl krl, ReadKrl());
+  EXPECT_TRUE(krl.IsRevoked(c1));
+  EXPECT_FALSE(krl.IsRevoked(c2));
+
+  // By request id (a prefix will do); revoking again changes nothing.
+  ASSERT_OK_AND_ASSIGN(m, admin.Call(wire::Revoke{0, second.id.substr(0, 5), ""}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::CertList>(m));
+  ASSERT_OK_AND_ASSIGN(krl, ReadKrl());
+  EXPECT_TRUE(krl.IsRevoked(c2));
+  const uint64_t version = krl.version;
+  ASSERT_OK_AND_ASSIGN(m, admin.Call(wire::Revoke{c1.fields().serial, "", "again"}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::CertList>(m));
+  EXPECT_EQ(std::get<wire::CertList>(m).items[0].revoke_comment, "lost laptop");
+  ASSERT_OK_AND_ASSIGN(krl, ReadKrl());
+  EXPECT_EQ(krl.version, version);
+
+  ASSERT_OK_AND_ASSIGN(m, admin.Call(wire::Revoke{999, "", ""}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(m));
+  EXPECT_EQ(std::get<wire::Error>(m).code, wire::ErrorCode::kNotFound);
+
+  // Valid certificates: none left; all: both, newest first.
+  ASSERT_OK_AND_ASSIGN(m, admin.Call(wire::ListCerts{wire::kValidCerts, 0}, Soon()));
+  EXPECT_TRUE(std::get<wire::CertList>(m).items.empty());
+  ASSERT_OK_AND_ASSIGN(m, admin.Call(wire::ListCerts{wire::ListFilter::kAll, 0}, Soon()));
+  ASSERT_EQ(std::get<wire::CertList>(m).items.size(), 2u);
+  EXPECT_EQ(std::get<wire::CertList>(m).items[0].serial, c2.fields().serial);
+  StopServer();
+  std::vector<std::string> trail = AuditTrail();
+  EXPECT_EQ(std::count(trail.begin(), trail.end(), "cert_issued"), 2);
+  EXPECT_EQ(std::count(trail.begin(), trail.end(), "cert_revoked"), 2);
+}
+
+TEST_F(BrokerCaTest, SerialsAndRevocationsSurviveARestart) {
+  Start(kAutoCertPolicy);
+  wire::Decision a = AutoCert();
+  ASSERT_OK_AND_ASSIGN(ca::Certificate ca1, ca::Certificate::FromLine(a.certificate));
+  {
+    wire::Client admin = Connect();
+    ASSERT_OK(admin.Call(wire::Revoke{ca1.fields().serial, "", ""}, Soon()).status());
+  }
+  StopServer();
+  Start(kAutoCertPolicy);
+  wire::Decision b = AutoCert();
+  ASSERT_OK_AND_ASSIGN(ca::Certificate ca2, ca::Certificate::FromLine(b.certificate));
+  EXPECT_EQ(ca2.fields().serial, ca1.fields().serial + 1);  // never reused
+  ASSERT_OK_AND_ASSIGN(ca::Krl krl, ReadKrl());                // rewritten at start
+  EXPECT_TRUE(krl.IsRevoked(ca1));
+  EXPECT_FALSE(krl.IsRevoked(ca2));
+}
+
+TEST_F(BrokerCaTest, HostKeysAreSignedAndTheCaKeyIsPublished) {
+  Start(kAutoCertPolicy);
+  ASSERT_OK_AND_ASSIGN(ca::PrivateKey host, ca::PrivateKey::Generate(ca::KeyType::kEcdsaP256));
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message info, c.Call(wire::GetCaInfo{}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::CaInfo>(info));
+  EXPECT_EQ(std::get<wire::CaInfo>(info).public_key, ca_public_);
+  EXPECT_EQ(std::get<wire::CaInfo>(info).max_ttl_seconds, 3600u);
+  EXPECT_EQ(std::get<wire::CaInfo>(info).krl_path, dir_.Join("ca.krl"));
+  if (::getuid() != 0 && Me() != "root") GTEST_SKIP() << "host signing needs root (ca.host_signers)";
+  ASSERT_OK_AND_ASSIGN(wire::Message m,
+                       c.Call(wire::SignHostKey{host.public_key().ToLine(), {"db1", "db1.example.com"}, 86400},
+                              Soon()));
+  auto* hc = std::get_if<wire::HostCertificate>(&m);
+  ASSERT_NE(hc, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+  ASSERT_OK_AND_ASSIGN(ca::Certificate cert, ca::Certificate::FromLine(hc->certificate));
+  EXPECT_OK(cert.VerifySignature());
+  EXPECT_EQ(cert.fields().type, ca::CertType::kHost);
+  EXPECT_EQ(cert.fields().serial, hc->serial);
+  EXPECT_EQ(cert.fields().key_id, "jitgate-host:db1");
+  EXPECT_THAT(cert.fields().principals, ::testing::ElementsAre("db1", "db1.example.com"));
+  EXPECT_EQ(cert.fields().valid_before - cert.fields().valid_after, 86400u + 60u);
+  EXPECT_TRUE(cert.fields().critical_options.empty());
+  EXPECT_TRUE(cert.fields().extensions.empty());
+  ASSERT_OK_AND_ASSIGN(m, c.Call(wire::SignHostKey{host.public_key().ToLine(), {"*.example.com"}, 0},
+                                 Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(m));
+  EXPECT_THAT(std::get<wire::Error>(m).message, HasSubstr("wildcards"));
+  StopServer();
+  EXPECT_THAT(AuditTrail(), ::testing::ElementsAre("cert_issued"));
+}
+
+TEST(CertAuthorityTest, RefusesACaKeyOthersCanRead) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(ca::PrivateKey key, ca::PrivateKey::Generate(ca::KeyType::kEd25519));
+  ASSERT_OK(ca::WritePrivateKeyFile(dir.Join("ca"), key, ""));
+  CaSettings settings;
+  settings.key = dir.Join("ca");
+  settings.krl = dir.Join("ca.krl");
+  EXPECT_OK(CertAuthority::Load(settings).status());
+  ASSERT_EQ(::chmod(dir.Join("ca").c_str(), 0640), 0);
+  EXPECT_THAT(CertAuthority::Load(settings).status(),
+              ::jitgate::testing::StatusIs(StatusCode::kPermissionDenied, HasSubstr("ca.key")));
+  settings.key = dir.Join("missing");
+  EXPECT_FALSE(CertAuthority::Load(settings).ok());
 }
 
 }  // namespace

@@ -15,7 +15,9 @@
 namespace jitgate::broker {
 namespace {
 
-constexpr uint8_t kEncodingVersion = 1;
+// Version 2 added RequestFields.public_key and ttl_seconds; version 1 rows
+// (written before) decode with both empty.
+constexpr uint8_t kEncodingVersion = 2;
 // Caps for decoding: generous for every real value, small enough that a
 // corrupted row cannot make the broker allocate without bound.
 constexpr size_t kMaxString = 64 * 1024;
@@ -69,17 +71,19 @@ bool GetEnum(ByteReader& r, uint8_t max, Enum* out) {
 
 void PutFields(ByteWriter& w, const wire::RequestFields& f) {
   for (const std::string* s : {&f.service, &f.user, &f.target_user, &f.host, &f.remote_addr,
-                               &f.tty, &f.command, &f.cwd, &f.reason}) {
+                               &f.tty, &f.command, &f.cwd, &f.reason, &f.public_key}) {
     PutString(w, *s);
   }
+  w.PutU32(f.ttl_seconds);
 }
 
-bool GetFields(ByteReader& r, wire::RequestFields* f) {
+bool GetFields(ByteReader& r, uint8_t version, wire::RequestFields* f) {
   for (std::string* s : {&f->service, &f->user, &f->target_user, &f->host, &f->remote_addr,
                          &f->tty, &f->command, &f->cwd, &f->reason}) {
     if (!GetString(r, s)) return false;
   }
-  return true;
+  if (version < 2) return true;
+  return GetString(r, &f->public_key) && r.GetU32(&f->ttl_seconds);
 }
 
 }  // namespace
@@ -132,8 +136,8 @@ StatusOr<SavedRequest> DecodeSavedRequest(ByteSpan data) {
   uint32_t uid, gid, pid, quorum;
   uint16_t approvals;
   uint8_t has_token;
-  bool ok = r.GetU8(&version) && version == kEncodingVersion && GetString(r, &q.id) &&
-            GetFields(r, &q.fields) && r.CopyBytes(q.digest) && r.GetU32(&uid) &&
+  bool ok = r.GetU8(&version) && version >= 1 && version <= kEncodingVersion &&
+            GetString(r, &q.id) && GetFields(r, version, &q.fields) && r.CopyBytes(q.digest) && r.GetU32(&uid) &&
             r.GetU32(&gid) && r.GetU32(&pid) && GetString(r, &q.caller.user) &&
             GetString(r, &d.policy) &&
             GetEnum(r, static_cast<uint8_t>(Outcome::kApproval), &d.outcome) &&
@@ -214,16 +218,41 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
       "CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state, created_ns);"
       "CREATE INDEX IF NOT EXISTS requests_by_change ON requests(changed_seq);"));
   // The schema version is checked, not assumed: a newer database is refused.
-  sqlite3_stmt* st = nullptr;
-  RETURN_IF_ERROR(s->Prepare("SELECT value FROM meta WHERE key='schema'", &st));
-  std::string schema;
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    schema = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  // Schema 2 added the certificates and the counters; a schema 1 database is
+  // upgraded in place.
+  auto read_schema = [&s]() -> StatusOr<std::string> {
+    sqlite3_stmt* st = nullptr;
+    RETURN_IF_ERROR(s->Prepare("SELECT value FROM meta WHERE key='schema'", &st));
+    std::string schema;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      schema = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    return schema;
+  };
+  ASSIGN_OR_RETURN(std::string schema, read_schema());
+  if (schema == "1") {
+    RETURN_IF_ERROR(s->Exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS certs("
+        "  serial INTEGER PRIMARY KEY,"
+        "  kind INTEGER NOT NULL,"
+        "  request_id TEXT NOT NULL,"
+        "  valid_before INTEGER NOT NULL,"
+        "  revoked_at INTEGER NOT NULL,"
+        "  policy TEXT NOT NULL,"
+        "  info BLOB NOT NULL,"
+        "  certificate TEXT NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS certs_by_request ON certs(request_id);"
+        "INSERT OR IGNORE INTO meta(key, value) VALUES('next_serial', '1');"
+        "INSERT OR IGNORE INTO meta(key, value) VALUES('krl_version', '0');"
+        "UPDATE meta SET value='2' WHERE key='schema';"
+        "COMMIT;"));
+    ASSIGN_OR_RETURN(schema, read_schema());
   }
-  sqlite3_finalize(st);
-  if (schema != "1") {
+  if (schema != "2") {
     return FailedPreconditionError("state database " + path + " has schema '" + schema +
-                                   "'; this jitgated understands schema 1");
+                                   "'; this jitgated understands schemas 1 and 2");
   }
   RETURN_IF_ERROR(s->Prepare(
       "INSERT OR REPLACE INTO requests(id, state, created_ns, changed_seq, body) "
@@ -259,11 +288,16 @@ Status StateDb::Prepare(const char* sql, sqlite3_stmt** stmt) {
   return OkStatus();
 }
 
-Status StateDb::Save(const SavedRequest& saved) {
+Status StateDb::Begin() {
   if (!in_transaction_) {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     in_transaction_ = true;
   }
+  return OkStatus();
+}
+
+Status StateDb::Save(const SavedRequest& saved) {
+  RETURN_IF_ERROR(Begin());
   Bytes body = EncodeSavedRequest(saved);
   const Request& q = saved.request;
   sqlite3_reset(save_);
@@ -356,6 +390,188 @@ StatusOr<int64_t> StateDb::Count() {
   sqlite3_finalize(stmt);
   if (n < 0) return Error("counting requests");
   return n;
+}
+
+namespace {
+
+// CertInfo and the policy as one row blob (strings byte-exact). Version 1.
+Bytes EncodeCertInfo(const wire::CertInfo& c) {
+  ByteWriter w(256);
+  w.PutU8(1);
+  w.PutU64(c.serial);
+  w.PutU8(static_cast<uint8_t>(c.kind));
+  PutString(w, c.key_id);
+  PutStrings(w, c.principals);
+  w.PutU64(c.valid_after);
+  w.PutU64(c.valid_before);
+  PutString(w, c.fingerprint);
+  PutString(w, c.request_id);
+  PutString(w, c.issued_to);
+  w.PutU64(c.issued_at);
+  w.PutU64(c.revoked_at);
+  PutString(w, c.revoked_by);
+  PutString(w, c.revoke_comment);
+  return w.Release();
+}
+
+StatusOr<wire::CertInfo> DecodeCertInfo(ByteSpan data) {
+  ByteReader r(data);
+  wire::CertInfo c;
+  uint8_t version = 0;
+  bool ok = r.GetU8(&version) && version == 1 && r.GetU64(&c.serial) &&
+            GetEnum(r, wire::kMaxCertKind, &c.kind) && c.kind != wire::CertKind{0} &&
+            GetString(r, &c.key_id) && GetStrings(r, &c.principals) &&
+            r.GetU64(&c.valid_after) && r.GetU64(&c.valid_before) &&
+            GetString(r, &c.fingerprint) && GetString(r, &c.request_id) &&
+            GetString(r, &c.issued_to) && r.GetU64(&c.issued_at) && r.GetU64(&c.revoked_at) &&
+            GetString(r, &c.revoked_by) && GetString(r, &c.revoke_comment) && r.Empty();
+  if (!ok) return DataLossError("saved certificate is malformed (" + std::to_string(data.size()) + " bytes)");
+  return c;
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int col) {
+  const unsigned char* t = sqlite3_column_text(stmt, col);
+  return t == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(t),
+                                    static_cast<size_t>(sqlite3_column_bytes(stmt, col)));
+}
+
+// SQLite integers are signed; serials and times are stored as their bit
+// pattern.
+int64_t AsSql(uint64_t v) { return static_cast<int64_t>(v); }
+
+}  // namespace
+
+StatusOr<uint64_t> StateDb::NextCounter(const char* key) {
+  RETURN_IF_ERROR(Begin());
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT value FROM meta WHERE key = ?1", &stmt));
+  sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+  std::string value;
+  if (sqlite3_step(stmt) == SQLITE_ROW) value = ColumnText(stmt, 0);
+  sqlite3_finalize(stmt);
+  uint64_t current = 0;
+  if (value.empty() || value.size() > 19 ||
+      value.find_first_not_of("0123456789") != std::string::npos) {
+    return DataLossError(std::string("state database: counter ") + key + " is unreadable");
+  }
+  current = std::stoull(value);
+  RETURN_IF_ERROR(Prepare("UPDATE meta SET value = ?2 WHERE key = ?1", &stmt));
+  sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+  std::string next = std::to_string(current + 1);
+  sqlite3_bind_text(stmt, 2, next.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error(std::string("advancing ") + key);
+  return current;
+}
+
+StatusOr<uint64_t> StateDb::NextSerial() {
+  ASSIGN_OR_RETURN(uint64_t serial, NextCounter("next_serial"));
+  if (serial == 0) return DataLossError("state database: certificate serial counter is 0");
+  return serial;
+}
+
+StatusOr<uint64_t> StateDb::NextKrlVersion() {
+  ASSIGN_OR_RETURN(uint64_t v, NextCounter("krl_version"));
+  return v + 1;
+}
+
+Status StateDb::SaveCert(const CertRecord& cert) {
+  RETURN_IF_ERROR(Begin());
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "INSERT OR REPLACE INTO certs(serial, kind, request_id, valid_before, revoked_at, policy, "
+      "info, certificate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+      &stmt));
+  const wire::CertInfo& c = cert.info;
+  Bytes info = EncodeCertInfo(c);
+  sqlite3_bind_int64(stmt, 1, AsSql(c.serial));
+  sqlite3_bind_int(stmt, 2, static_cast<int>(c.kind));
+  sqlite3_bind_text(stmt, 3, c.request_id.data(), static_cast<int>(c.request_id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 4, AsSql(c.valid_before));
+  sqlite3_bind_int64(stmt, 5, AsSql(c.revoked_at));
+  sqlite3_bind_text(stmt, 6, cert.policy.data(), static_cast<int>(cert.policy.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(stmt, 7, info.data(), static_cast<int>(info.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 8, cert.certificate.data(), static_cast<int>(cert.certificate.size()),
+                    SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("saving certificate " + std::to_string(c.serial));
+  return OkStatus();
+}
+
+StatusOr<std::vector<CertRecord>> StateDb::LoadCerts(sqlite3_stmt* stmt) {
+  std::vector<CertRecord> out;
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      Status s = Error("loading certificates");
+      sqlite3_finalize(stmt);
+      return s;
+    }
+    CertRecord rec;
+    const void* blob = sqlite3_column_blob(stmt, 0);
+    StatusOr<wire::CertInfo> info = DecodeCertInfo(
+        ByteSpan(static_cast<const uint8_t*>(blob), static_cast<size_t>(sqlite3_column_bytes(stmt, 0))));
+    if (!info.ok()) {
+      sqlite3_finalize(stmt);
+      return info.status();
+    }
+    rec.info = std::move(*info);
+    rec.policy = ColumnText(stmt, 1);
+    rec.certificate = ColumnText(stmt, 2);
+    out.push_back(std::move(rec));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+StatusOr<std::optional<CertRecord>> StateDb::GetCert(uint64_t serial) {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT info, policy, certificate FROM certs WHERE serial = ?1", &stmt));
+  sqlite3_bind_int64(stmt, 1, AsSql(serial));
+  ASSIGN_OR_RETURN(std::vector<CertRecord> v, LoadCerts(stmt));
+  if (v.empty()) return std::optional<CertRecord>();
+  return std::optional<CertRecord>(std::move(v.front()));
+}
+
+StatusOr<std::vector<CertRecord>> StateDb::CertsOfRequest(std::string_view request_id) {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "SELECT info, policy, certificate FROM certs WHERE request_id = ?1 ORDER BY serial", &stmt));
+  sqlite3_bind_text(stmt, 1, request_id.data(), static_cast<int>(request_id.size()), SQLITE_TRANSIENT);
+  return LoadCerts(stmt);
+}
+
+StatusOr<std::vector<CertRecord>> StateDb::ListCerts(bool valid_only, uint64_t now, int limit) {
+  sqlite3_stmt* stmt = nullptr;
+  if (valid_only) {
+    RETURN_IF_ERROR(Prepare(
+        "SELECT info, policy, certificate FROM certs WHERE revoked_at = 0 AND valid_before > ?1 "
+        "ORDER BY serial DESC LIMIT ?2",
+        &stmt));
+    sqlite3_bind_int64(stmt, 1, AsSql(now));
+  } else {
+    RETURN_IF_ERROR(Prepare(
+        "SELECT info, policy, certificate FROM certs ORDER BY serial DESC LIMIT ?2", &stmt));
+  }
+  sqlite3_bind_int(stmt, 2, limit);
+  return LoadCerts(stmt);
+}
+
+StatusOr<std::vector<uint64_t>> StateDb::RevokedSerials() {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT serial FROM certs WHERE revoked_at != 0 ORDER BY serial", &stmt));
+  std::vector<uint64_t> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    out.push_back(static_cast<uint64_t>(sqlite3_column_int64(stmt, 0)));
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("loading revoked serials");
+  return out;
 }
 
 }  // namespace jitgate::broker

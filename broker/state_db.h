@@ -24,6 +24,7 @@
 #include "core/base/bytes.h"
 #include "core/base/status.h"
 #include "core/crypto/crypto.h"
+#include "core/wire/messages.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -35,6 +36,14 @@ namespace jitgate::broker {
 struct SavedRequest {
   Request request;
   std::optional<crypto::Sha256Digest> token_hash;
+};
+
+// A certificate the CA issued: what `jitgate certs` shows, the policy whose
+// approvers may see and revoke it, and the certificate line itself.
+struct CertRecord {
+  wire::CertInfo info;
+  std::string policy;       // the rule that approved the request; "" for host certs
+  std::string certificate;  // "type-cert-v01@openssh.com base64"
 };
 
 // The binary encoding of a saved request (exposed for tests and the fuzzer).
@@ -68,12 +77,34 @@ class StateDb {
   // Number of rows.
   StatusOr<int64_t> Count();
 
+  // Certificates (schema 2). NextSerial allocates the CA's next serial
+  // (1, 2, 3, ...) from a counter in the open transaction: a serial is
+  // never handed out twice, also across restarts, as long as the caller
+  // commits before the certificate leaves the broker.
+  StatusOr<uint64_t> NextSerial();
+  // Saves (inserts or replaces) a certificate record.
+  Status SaveCert(const CertRecord& cert);
+  // The record of one serial, or nullopt.
+  StatusOr<std::optional<CertRecord>> GetCert(uint64_t serial);
+  // Certificates issued for a request (exact id).
+  StatusOr<std::vector<CertRecord>> CertsOfRequest(std::string_view request_id);
+  // The newest first, at most limit; only unrevoked ones valid at now
+  // (Unix seconds) if valid_only.
+  StatusOr<std::vector<CertRecord>> ListCerts(bool valid_only, uint64_t now, int limit);
+  // Serials of every revoked certificate, ascending.
+  StatusOr<std::vector<uint64_t>> RevokedSerials();
+  // Increments and returns the KRL version counter (in the open transaction).
+  StatusOr<uint64_t> NextKrlVersion();
+
  private:
   explicit StateDb(sqlite3* db) : db_(db) {}
   Status Exec(const char* sql);
   Status Prepare(const char* sql, sqlite3_stmt** stmt);
   Status Error(std::string_view what);
   StatusOr<std::vector<SavedRequest>> Load(sqlite3_stmt* stmt);
+  StatusOr<std::vector<CertRecord>> LoadCerts(sqlite3_stmt* stmt);
+  Status Begin();
+  StatusOr<uint64_t> NextCounter(const char* key);
 
   sqlite3* db_;
   sqlite3_stmt* save_ = nullptr;

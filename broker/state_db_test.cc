@@ -147,5 +147,98 @@ TEST(StateDbTest, RefusesGarbage) {
   EXPECT_THAT(StateDb::Open(path).status(), StatusIs(StatusCode::kInternal, ::testing::_));
 }
 
+TEST(SavedRequestTest, VersionOneRowsStillDecode) {
+  // Rows written before certificate requests existed have no public_key and
+  // ttl_seconds: the same bytes minus those 8 (two zero u32s), version 1.
+  SavedRequest s = Sample("7f3a0001", RequestState::kPending, 1000);
+  Bytes v2 = EncodeSavedRequest(s);
+  ASSERT_EQ(v2[0], 2);
+  size_t at = 1 + 4 + s.request.id.size();
+  const wire::RequestFields& f = s.request.fields;
+  for (const std::string* x : {&f.service, &f.user, &f.target_user, &f.host, &f.remote_addr, &f.tty,
+                               &f.command, &f.cwd, &f.reason}) {
+    at += 4 + x->size();
+  }
+  Bytes v1(v2.begin(), v2.begin() + static_cast<long>(at));
+  v1.insert(v1.end(), v2.begin() + static_cast<long>(at + 8), v2.end());
+  v1[0] = 1;
+  ASSERT_OK_AND_ASSIGN(SavedRequest back, DecodeSavedRequest(v1));
+  EXPECT_TRUE(SameRequest(back, s));
+  // A key and a lifetime survive in version 2.
+  s.request.fields.public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+  s.request.fields.ttl_seconds = 600;
+  s.request.digest = wire::RequestDigest(s.request.fields);
+  ASSERT_OK_AND_ASSIGN(SavedRequest keyed, DecodeSavedRequest(EncodeSavedRequest(s)));
+  EXPECT_EQ(keyed.request.fields, s.request.fields);
+  EXPECT_THAT(DecodeSavedRequest(Bytes{3}), StatusIs(StatusCode::kDataLoss, HasSubstr("malformed")));
+}
+
+wire::CertInfo Cert(uint64_t serial, std::string request, uint64_t valid_before) {
+  wire::CertInfo c;
+  c.serial = serial;
+  c.kind = request.empty() ? wire::CertKind::kHost : wire::CertKind::kUser;
+  c.key_id = "jitgate:" + request + ":bob";
+  c.principals = {"root"};
+  c.valid_after = 100;
+  c.valid_before = valid_before;
+  c.fingerprint = "SHA256:x";
+  c.request_id = std::move(request);
+  c.issued_to = "alice";
+  c.issued_at = 160;
+  return c;
+}
+
+TEST(StateDbTest, CertificatesSerialsAndRevocationsPersist) {
+  TempDir dir;
+  const std::string path = dir.Join("jitgated.db");
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(path));
+    ASSERT_OK_AND_ASSIGN(uint64_t s1, db->NextSerial());
+    ASSERT_OK_AND_ASSIGN(uint64_t s2, db->NextSerial());
+    EXPECT_EQ(s1, 1u);  // never 0: OpenSSH cannot revoke serial 0
+    EXPECT_EQ(s2, 2u);
+    ASSERT_OK(db->SaveCert({Cert(s1, "aaaa0001", 1000), "prod", "ssh-ed25519-cert-v01@openssh.com A"}));
+    ASSERT_OK(db->SaveCert({Cert(s2, "aaaa0002", 5000), "prod", "ssh-ed25519-cert-v01@openssh.com B"}));
+    ASSERT_OK(db->Commit());
+    // An uncommitted serial is given out again only if nobody ever saw it.
+    ASSERT_OK(db->NextSerial().status());
+    db->Rollback();
+  }
+  ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(path));
+  ASSERT_OK_AND_ASSIGN(uint64_t s3, db->NextSerial());
+  EXPECT_EQ(s3, 3u);
+  ASSERT_OK_AND_ASSIGN(std::optional<CertRecord> got, db->GetCert(2));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->info, Cert(2, "aaaa0002", 5000));
+  EXPECT_EQ(got->policy, "prod");
+  EXPECT_EQ(got->certificate, "ssh-ed25519-cert-v01@openssh.com B");
+  ASSERT_OK_AND_ASSIGN(std::optional<CertRecord> none, db->GetCert(77));
+  EXPECT_FALSE(none.has_value());
+
+  CertRecord rev = *got;
+  rev.info.revoked_at = 200;
+  rev.info.revoked_by = "carol";
+  ASSERT_OK(db->SaveCert(rev));
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> revoked, db->RevokedSerials());
+  EXPECT_THAT(revoked, ElementsAre(2u));
+  // Valid at 500: serial 1 (until 1000); serial 2 is revoked.
+  ASSERT_OK_AND_ASSIGN(std::vector<CertRecord> valid, db->ListCerts(true, 500, 10));
+  ASSERT_EQ(valid.size(), 1u);
+  EXPECT_EQ(valid[0].info.serial, 1u);
+  ASSERT_OK_AND_ASSIGN(valid, db->ListCerts(true, 1000, 10));  // expired at valid_before
+  EXPECT_TRUE(valid.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<CertRecord> all, db->ListCerts(false, 0, 10));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].info.serial, 2u);  // newest first
+  ASSERT_OK_AND_ASSIGN(std::vector<CertRecord> of, db->CertsOfRequest("aaaa0001"));
+  ASSERT_EQ(of.size(), 1u);
+  EXPECT_EQ(of[0].info.serial, 1u);
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db->NextKrlVersion());
+  ASSERT_OK_AND_ASSIGN(uint64_t v2, db->NextKrlVersion());
+  EXPECT_EQ(v1, 1u);
+  EXPECT_EQ(v2, 2u);
+}
+
 }  // namespace
 }  // namespace jitgate::broker

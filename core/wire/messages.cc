@@ -195,6 +195,28 @@ void RequestFieldsLayout(IO& io, M& f) {
   io.Str("command", f.command, kMaxCommandField);
   io.Str("cwd", f.cwd, kMaxCwdField);
   io.Str("reason", f.reason, kMaxReasonField);
+  io.Str("public_key", f.public_key, kMaxPublicKeyField);
+  io.U32("ttl_seconds", f.ttl_seconds);
+}
+
+template <typename IO, typename M>
+void CertInfoLayout(IO& io, M& c) {
+  io.U64("serial", c.serial);
+  io.Enum("kind", c.kind, kMaxCertKind);
+  io.Str("key_id", c.key_id, kMaxLabelField);
+  io.List("principals", c.principals, kMaxCertPrincipals, [&io](auto& p) {
+    io.Str("principals", p, kMaxNameField, StrKind::kNonEmpty);
+  });
+  io.U64("valid_after", c.valid_after);
+  io.U64("valid_before", c.valid_before);
+  io.Str("fingerprint", c.fingerprint, kMaxLabelField);
+  io.Str("request_id", c.request_id, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+  io.Str("issued_to", c.issued_to, kMaxLabelField);
+  io.U64("issued_at", c.issued_at);
+  io.U64("revoked_at", c.revoked_at);
+  io.Str("revoked_by", c.revoked_by, kMaxLabelField);
+  io.Str("revoke_comment", c.revoke_comment, kMaxCommentField);
+  io.Check(c.serial != 0, "field serial: must not be 0");
 }
 
 template <typename IO, typename M>
@@ -265,7 +287,10 @@ void Layout(IO& io, M& m) {
     io.Str("comment", m.comment, kMaxCommentField);
     io.Str("message", m.message, kMaxMessageField);
     io.U64("valid_until", m.valid_until);
+    io.Str("certificate", m.certificate, kMaxCertificateField);
     io.Check(!m.id.empty() || IsZero(m.digest), "field digest: must be zero when id is empty");
+    io.Check(m.outcome == Outcome::kApproved || m.certificate.empty(),
+             "field certificate: must be empty unless approved");
     io.Check(!m.id.empty() || m.outcome == Outcome::kError,
              "field id: may be empty only for outcome error");
     io.Check(m.outcome == Outcome::kApproved || m.valid_until == 0,
@@ -291,6 +316,34 @@ void Layout(IO& io, M& m) {
     io.Str("comment", m.comment, kMaxCommentField);
   } else if constexpr (std::is_same_v<T, Follow>) {
     io.Enum("filter", m.filter, kMaxListFilter);
+  } else if constexpr (std::is_same_v<T, ListCerts>) {
+    io.Enum("filter", m.filter, kMaxListFilter);
+    io.U16("limit", m.limit);
+  } else if constexpr (std::is_same_v<T, CertList>) {
+    io.Bool("more", m.more);
+    io.List("items", m.items, kMaxListItems, [&io](auto& item) { CertInfoLayout(io, item); });
+  } else if constexpr (std::is_same_v<T, Revoke>) {
+    io.U64("serial", m.serial);
+    io.Str("id", m.id, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+    io.Str("comment", m.comment, kMaxCommentField);
+    io.Check((m.serial != 0) != !m.id.empty(), "fields serial, id: exactly one must be set");
+  } else if constexpr (std::is_same_v<T, SignHostKey>) {
+    io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
+    io.List("principals", m.principals, kMaxCertPrincipals, [&io](auto& p) {
+      io.Str("principals", p, kMaxNameField, StrKind::kNonEmpty);
+    });
+    io.U32("validity_seconds", m.validity_seconds);
+    io.Check(!m.principals.empty(), "field principals: must not be empty");
+  } else if constexpr (std::is_same_v<T, HostCertificate>) {
+    io.U64("serial", m.serial);
+    io.Str("certificate", m.certificate, kMaxCertificateField, StrKind::kNonEmpty);
+  } else if constexpr (std::is_same_v<T, GetCaInfo>) {
+    // Empty body.
+  } else if constexpr (std::is_same_v<T, CaInfo>) {
+    io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
+    io.U32("max_ttl_seconds", m.max_ttl_seconds);
+    io.U64("krl_version", m.krl_version);
+    io.Str("krl_path", m.krl_path, kMaxCwdField);
   } else {
     static_assert(sizeof(T) == 0, "message without a layout");
   }
@@ -357,6 +410,13 @@ StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body) {
       case MessageType::kApprove: return DecodeAs<Approve>(body);
       case MessageType::kDeny: return DecodeAs<Deny>(body);
       case MessageType::kFollow: return DecodeAs<Follow>(body);
+      case MessageType::kListCerts: return DecodeAs<ListCerts>(body);
+      case MessageType::kCertList: return DecodeAs<CertList>(body);
+      case MessageType::kRevoke: return DecodeAs<Revoke>(body);
+      case MessageType::kSignHostKey: return DecodeAs<SignHostKey>(body);
+      case MessageType::kHostCertificate: return DecodeAs<HostCertificate>(body);
+      case MessageType::kGetCaInfo: return DecodeAs<GetCaInfo>(body);
+      case MessageType::kCaInfo: return DecodeAs<CaInfo>(body);
     }
     return InvalidArgumentError("unknown message type");
   }();

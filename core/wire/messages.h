@@ -97,6 +97,9 @@ struct Decision {
   std::string comment;
   std::string message;              // one line for the user
   uint64_t valid_until = 0;         // Unix seconds; 0 unless approved
+  // The OpenSSH certificate line for fields.public_key; "" unless approved
+  // and the request carried a public key.
+  std::string certificate;
   friend bool operator==(const Decision&, const Decision&) = default;
 };
 
@@ -178,10 +181,85 @@ struct Follow {
   friend bool operator==(const Follow&, const Follow&) = default;
 };
 
+// Certificates (docs/protocol.md §4.3).
+
+struct ListCerts {
+  static constexpr MessageType kType = MessageType::kListCerts;
+  ListFilter filter = kValidCerts;  // 1 valid, 2 all
+  uint16_t limit = 0;               // 0 = kDefaultListLimit
+  friend bool operator==(const ListCerts&, const ListCerts&) = default;
+};
+
+// One certificate the CA issued, as the broker remembers it.
+struct CertInfo {
+  uint64_t serial = 0;
+  CertKind kind = CertKind::kUser;
+  std::string key_id;
+  std::vector<std::string> principals;
+  uint64_t valid_after = 0;
+  uint64_t valid_before = 0;
+  std::string fingerprint;  // of the certified key, "SHA256:..."
+  std::string request_id;   // "" for host certificates
+  std::string issued_to;    // the requester (user certs) or the signing peer
+  uint64_t issued_at = 0;
+  uint64_t revoked_at = 0;  // 0 = not revoked
+  std::string revoked_by;
+  std::string revoke_comment;
+  friend bool operator==(const CertInfo&, const CertInfo&) = default;
+};
+
+struct CertList {
+  static constexpr MessageType kType = MessageType::kCertList;
+  bool more = false;
+  std::vector<CertInfo> items;  // newest first
+  friend bool operator==(const CertList&, const CertList&) = default;
+};
+
+// Revokes by serial, or every certificate issued for a request (id: full id
+// or unique prefix). Exactly one of serial != 0 and id != "".
+struct Revoke {
+  static constexpr MessageType kType = MessageType::kRevoke;
+  uint64_t serial = 0;
+  std::string id;
+  std::string comment;
+  friend bool operator==(const Revoke&, const Revoke&) = default;
+};
+
+struct SignHostKey {
+  static constexpr MessageType kType = MessageType::kSignHostKey;
+  std::string public_key;               // "type base64"
+  std::vector<std::string> principals;  // host names, >= 1
+  uint32_t validity_seconds = 0;        // 0 = the broker's default
+  friend bool operator==(const SignHostKey&, const SignHostKey&) = default;
+};
+
+struct HostCertificate {
+  static constexpr MessageType kType = MessageType::kHostCertificate;
+  uint64_t serial = 0;
+  std::string certificate;  // "type-cert-v01@openssh.com base64"
+  friend bool operator==(const HostCertificate&, const HostCertificate&) = default;
+};
+
+struct GetCaInfo {
+  static constexpr MessageType kType = MessageType::kGetCaInfo;
+  friend bool operator==(const GetCaInfo&, const GetCaInfo&) = default;
+};
+
+struct CaInfo {
+  static constexpr MessageType kType = MessageType::kCaInfo;
+  std::string public_key;  // the CA key, "type base64"
+  uint32_t max_ttl_seconds = 0;
+  uint64_t krl_version = 0;
+  std::string krl_path;    // where the broker writes the KRL
+  friend bool operator==(const CaInfo&, const CaInfo&) = default;
+};
+
 // Any message of protocol version 1.
 using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
                              RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
-                             RequestList, GetRequest, RequestInfo, Approve, Deny, Follow>;
+                             RequestList, GetRequest, RequestInfo, Approve, Deny, Follow,
+                             ListCerts, CertList, Revoke, SignHostKey, HostCertificate, GetCaInfo,
+                             CaInfo>;
 
 // The wire type of m.
 MessageType TypeOf(const Message& m);

@@ -25,12 +25,14 @@ Bytes Body(const Message& m) {
 // A SubmitRequest body from raw parts, so that tests can write what the
 // encoder refuses to.
 struct RawSubmit {
-  std::vector<std::string> fields = {"sshd", "alice", "alice", "db1", "10.0.0.7", "ssh", "", "", ""};
+  std::vector<std::string> fields = {"sshd", "alice", "alice", "db1", "10.0.0.7", "ssh", "", "", "", ""};
+  uint32_t ttl = 0;
   uint32_t timeout = 300;
   uint8_t flags = 1;
   Bytes Encode() const {
     ByteWriter w;
     for (const auto& f : fields) w.PutU32Prefixed(f);
+    w.PutU32(ttl);
     w.PutU32(timeout);
     w.PutU8(flags);
     return w.Release();
@@ -47,7 +49,7 @@ TEST(MessagesTest, SamplesCoverEveryType) {
   int known = 0;
   for (int t = 0; t < 256; ++t) known += IsKnownMessageType(uint8_t(t));
   EXPECT_EQ(seen.size(), size_t(known));
-  EXPECT_EQ(known, 18);
+  EXPECT_EQ(known, 25);
 }
 
 TEST(MessagesTest, EveryMessageRoundTripsThroughAFrame) {
@@ -109,7 +111,7 @@ TEST(MessagesTest, TrailingBytesAreRejected) {
 }
 
 TEST(MessagesTest, UnknownTypeIsRejected) {
-  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x27, 0x7f, 0xff}) {
+  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x7f, 0xff}) {
     EXPECT_THAT(DecodeMessage(t, {}).status(),
                 StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown message type")));
   }
@@ -150,7 +152,8 @@ TEST(MessagesTest, EveryRequestFieldCapIsEnforced) {
   const std::vector<std::pair<const char*, size_t>> caps = {
       {"service", kMaxNameField}, {"user", kMaxNameField},         {"target_user", kMaxNameField},
       {"host", kMaxNameField},    {"remote_addr", kMaxAddressField}, {"tty", kMaxNameField},
-      {"command", kMaxCommandField}, {"cwd", kMaxCwdField},         {"reason", kMaxReasonField}};
+      {"command", kMaxCommandField}, {"cwd", kMaxCwdField},         {"reason", kMaxReasonField},
+      {"public_key", kMaxPublicKeyField}};
   for (size_t i = 0; i < caps.size(); ++i) {
     SCOPED_TRACE(caps[i].first);
     RawSubmit raw;
@@ -166,7 +169,8 @@ TEST(MessagesTest, EveryRequestFieldCapIsEnforced) {
     SubmitRequest s{testonly::SampleFields(), 0, false};
     std::string* fields[] = {&s.fields.service, &s.fields.user, &s.fields.target_user,
                              &s.fields.host,    &s.fields.remote_addr, &s.fields.tty,
-                             &s.fields.command, &s.fields.cwd,  &s.fields.reason};
+                             &s.fields.command, &s.fields.cwd,  &s.fields.reason,
+                             &s.fields.public_key};
     *fields[i] = std::string(caps[i].second + 1, 'x');
     EXPECT_THAT(EncodeMessage(s).status(),
                 StatusIs(StatusCode::kInvalidArgument,
@@ -226,9 +230,9 @@ Bytes Patched(const Message& m, size_t offset, uint8_t value) {
 TEST(MessagesTest, EnumsOutOfRangeAreRejected) {
   // Error.code is the first u16.
   Bytes err = Body(Error{ErrorCode::kBusy, "x"});
-  err[1] = 14;
+  err[1] = 15;
   EXPECT_THAT(DecodeStatus(MessageType::kError, err),
-              StatusIs(StatusCode::kInvalidArgument, "Error: field code: unknown value 14"));
+              StatusIs(StatusCode::kInvalidArgument, "Error: field code: unknown value 15"));
   err[1] = 0;
   EXPECT_THAT(DecodeStatus(MessageType::kError, err),
               StatusIs(StatusCode::kInvalidArgument, "Error: field code: unknown value 0"));
@@ -252,9 +256,11 @@ TEST(MessagesTest, EnumsOutOfRangeAreRejected) {
     ByteWriter w;
     for (const std::string* f : {&info.fields.service, &info.fields.user, &info.fields.target_user,
                                  &info.fields.host, &info.fields.remote_addr, &info.fields.tty,
-                                 &info.fields.command, &info.fields.cwd, &info.fields.reason}) {
+                                 &info.fields.command, &info.fields.cwd, &info.fields.reason,
+                                 &info.fields.public_key}) {
       w.PutU32Prefixed(*f);
     }
+    w.PutU32(info.fields.ttl_seconds);
     fields_size = w.size();
   }
   const size_t state_at = 4 + info.id.size() + fields_size + 32;
@@ -267,6 +273,67 @@ TEST(MessagesTest, EnumsOutOfRangeAreRejected) {
   EXPECT_EQ(Body(info)[verdict_at], 1);
   EXPECT_THAT(DecodeStatus(MessageType::kRequestInfo, Patched(info, verdict_at, 3)),
               StatusIs(StatusCode::kInvalidArgument, "RequestInfo: field verdict: unknown value 3"));
+}
+
+TEST(MessagesTest, CertificateOnlyWithAnApproval) {
+  Decision d{"7f3a9c02e1", {}, Outcome::kDenied, {"bob"}, "", "denied", 0, "ssh-ed25519-cert-v01@openssh.com AAAA"};
+  EXPECT_THAT(EncodeMessage(d).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "Decision: field certificate: must be empty unless approved"));
+  d.outcome = Outcome::kApproved;
+  d.valid_until = 1;
+  EXPECT_OK(EncodeMessage(d).status());
+  d.certificate = std::string(kMaxCertificateField + 1, 'c');
+  EXPECT_THAT(EncodeMessage(d).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field certificate: 16385 bytes")));
+}
+
+TEST(MessagesTest, RevokeNamesExactlyOneTarget) {
+  EXPECT_OK(EncodeMessage(Revoke{42, "", ""}).status());
+  EXPECT_OK(EncodeMessage(Revoke{0, "7f3a", "stolen"}).status());
+  EXPECT_THAT(EncodeMessage(Revoke{42, "7f3a", ""}).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "Revoke: fields serial, id: exactly one must be set"));
+  EXPECT_THAT(EncodeMessage(Revoke{}).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "Revoke: fields serial, id: exactly one must be set"));
+  EXPECT_THAT(EncodeMessage(Revoke{0, "7F3A", ""}).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field id: not a request id")));
+}
+
+TEST(MessagesTest, HostSigningNeedsPrincipalsAndCertsASerial) {
+  SignHostKey s{testonly::SamplePublicKey(), {}, 0};
+  EXPECT_THAT(EncodeMessage(s).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SignHostKey: field principals: must not be empty"));
+  s.principals.assign(kMaxCertPrincipals + 1, "h");
+  EXPECT_THAT(EncodeMessage(s).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("33 items exceed the cap of 32")));
+  CertList list{false, {testonly::SampleCert()}};
+  list.items[0].serial = 0;
+  EXPECT_THAT(EncodeMessage(list).status(),
+              StatusIs(StatusCode::kInvalidArgument, "CertList: field serial: must not be 0"));
+}
+
+TEST(MessagesTest, DigestOfRequestsWithoutAKeyIsUnchanged) {
+  // The value RequestDigest gave before public_key and ttl_seconds existed:
+  // label, then the nine strings, nothing after.
+  RequestFields f = testonly::SampleFields();
+  ByteWriter w;
+  w.PutU32Prefixed(std::string_view("jitgate request digest v1"));
+  for (const std::string* s : {&f.service, &f.user, &f.target_user, &f.host, &f.remote_addr,
+                               &f.tty, &f.command, &f.cwd, &f.reason}) {
+    w.PutU32Prefixed(*s);
+  }
+  EXPECT_EQ(RequestDigest(f), crypto::Sha256(w.span()));
+  RequestFields keyed = f;
+  keyed.public_key = testonly::SamplePublicKey();
+  EXPECT_NE(RequestDigest(keyed), RequestDigest(f));
+  RequestFields ttl = f;
+  ttl.ttl_seconds = 600;
+  EXPECT_NE(RequestDigest(ttl), RequestDigest(f));
+  keyed.ttl_seconds = 600;
+  EXPECT_NE(RequestDigest(keyed), RequestDigest(ttl));
 }
 
 TEST(MessagesTest, BoolsMustBeZeroOrOne) {
@@ -340,14 +407,14 @@ TEST(MessagesTest, LargestRequestInfoFitsAFrame) {
   RequestInfo max = testonly::MaxInfo();
   ASSERT_OK_AND_ASSIGN(Bytes frame, EncodeMessage(max));
   // docs/protocol.md §3.2 states this size.
-  EXPECT_EQ(frame.size() - kFrameHeaderSize, 52629u);
+  EXPECT_EQ(frame.size() - kFrameHeaderSize, 56733u);
   EXPECT_LE(frame.size() - 4, kMaxFrameLength);
   RequestList one{false, {max}};
   EXPECT_OK(EncodeMessage(one).status());
   RequestList two{true, {max, max}};
   EXPECT_THAT(EncodeMessage(two).status(),
               StatusIs(StatusCode::kOutOfRange,
-                       "RequestList: body of 105261 bytes exceeds the frame cap of 65535"));
+                       "RequestList: body of 113469 bytes exceeds the frame cap of 65535"));
 }
 
 TEST(MessagesTest, DecodeRejectsOverCapBody) {

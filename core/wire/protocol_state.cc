@@ -61,6 +61,16 @@ Status ProtocolState::OnClientMessage(const Message& m) {
         case MessageType::kFollow:
           Expect(MessageType::kRequestList, true);
           return OkStatus();
+        case MessageType::kListCerts:
+        case MessageType::kRevoke:
+          Expect(MessageType::kCertList, false);
+          return OkStatus();
+        case MessageType::kSignHostKey:
+          Expect(MessageType::kHostCertificate, false);
+          return OkStatus();
+        case MessageType::kGetCaInfo:
+          Expect(MessageType::kCaInfo, false);
+          return OkStatus();
         default:
           break;
       }

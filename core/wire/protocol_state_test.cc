@@ -83,6 +83,16 @@ TEST(ProtocolStateTest, AllowedConversations) {
             C(Approve{"7f3a", {}, ""}, CS::kReply), S(Error{ErrorCode::kDigestMismatch, "x"}, CS::kReady),
             C(Deny{"7f3a", {}, ""}, CS::kReply), S(testonly::SampleInfo(), CS::kReady)}),
       __LINE__);
+  // Certificates: list, revoke (answered with the revoked certificates),
+  // host signing, CA info; a non-fatal error (no CA) keeps the connection.
+  Converse(Plus(Handshake(),
+           {C(ListCerts{}, CS::kReply), S(CertList{}, CS::kReady),
+            C(Revoke{42, "", ""}, CS::kReply), S(CertList{false, {testonly::SampleCert()}}, CS::kReady),
+            C(SignHostKey{testonly::SamplePublicKey(), {"db1"}, 0}, CS::kReply),
+            S(HostCertificate{7, "c"}, CS::kReady),
+            C(GetCaInfo{}, CS::kReply), S(Error{ErrorCode::kNoCa, "no ca"}, CS::kReady),
+            C(GetCaInfo{}, CS::kReply), S(CaInfo{testonly::SamplePublicKey(), 3600, 1, ""}, CS::kReady)}),
+      __LINE__);
   // Follow: snapshot, then pushes.
   Converse(Plus(Handshake(), {C(Follow{}, CS::kReply), S(RequestList{}, CS::kFollowing),
                          S(testonly::SampleInfo(), CS::kFollowing),
@@ -145,6 +155,13 @@ TEST(ProtocolStateTest, WrongStateIsRefused) {
           "state machine error: SubmitRequest not allowed in state DONE", __LINE__);
   Refused(Plus(Handshake(), {C(Follow{}, x), S(RequestList{}, x)}), C(ListRequests{}, x),
           "state machine error: ListRequests not allowed in state FOLLOWING", __LINE__);
+  Refused(Plus(Handshake(), {C(ListCerts{}, x)}), S(RequestList{}, x),
+          "state machine error: RequestList not allowed in state REPLY (expecting CertList)", __LINE__);
+  Refused(Plus(Handshake(), {C(SignHostKey{}, x)}), S(CertList{}, x),
+          "state machine error: CertList not allowed in state REPLY (expecting HostCertificate)", __LINE__);
+  Refused(Handshake(), S(CaInfo{}, x), "state machine error: CaInfo not allowed in state READY", __LINE__);
+  Refused(Plus(Handshake(), {C(SubmitRequest{}, x), S(kAccepted, x)}), C(Revoke{}, x),
+          "state machine error: Revoke not allowed in state WAITING", __LINE__);
   // Direction.
   Refused({}, C(HelloAck{}, x), "state machine error: HelloAck is a broker message", __LINE__);
   Refused({}, S(Hello{}, x), "state machine error: Hello is a client message", __LINE__);

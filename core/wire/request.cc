@@ -11,6 +11,10 @@ crypto::Sha256Digest RequestDigest(const RequestFields& r) {
                                &r.tty, &r.command, &r.cwd, &r.reason}) {
     w.PutU32Prefixed(*f);
   }
+  if (!r.public_key.empty() || r.ttl_seconds != 0) {
+    w.PutU32Prefixed(r.public_key);
+    w.PutU32(r.ttl_seconds);
+  }
   return crypto::Sha256(w.span());
 }
 

@@ -22,6 +22,7 @@ inline constexpr size_t kMaxAddressField = 256;   // remote address
 inline constexpr size_t kMaxCommandField = 32 * 1024;
 inline constexpr size_t kMaxCwdField = 4096;
 inline constexpr size_t kMaxReasonField = 1024;
+inline constexpr size_t kMaxPublicKeyField = 4096;  // "type base64", RSA up to 16384 bits
 
 struct RequestFields {
   std::string service;      // PAM service name: "sshd", "sudo", "su", "bastion", ...
@@ -33,13 +34,21 @@ struct RequestFields {
   std::string command;      // exact command line for sudo ("" for a login shell)
   std::string cwd;          // working directory for sudo, else ""
   std::string reason;       // the requester's reason, else ""
+  // Certificate requests (`jitgate request`, PRODUCT.md F4): the key to
+  // certify as one canonical OpenSSH line "type base64" (no comment), else "".
+  std::string public_key;
+  // The lifetime the requester asks for (approval and certificate), capped by
+  // policy ttl and ca.max_ttl; 0 = the policy's ttl.
+  uint32_t ttl_seconds = 0;
 
   friend bool operator==(const RequestFields&, const RequestFields&) = default;
 };
 
 // RequestDigest: SHA-256 over a canonical, unambiguous encoding of every
-// field (a domain-separation label, then each field u32-length-prefixed in
-// the order above). A decision is bound to this digest: approving request X
+// field (a domain-separation label, then each string field u32-length-
+// prefixed in the order above; then, only if public_key is not empty or
+// ttl_seconds is not 0, public_key length-prefixed and ttl_seconds as u32,
+// so that digests of requests without them are unchanged). A decision is bound to this digest: approving request X
 // approves exactly these fields and nothing else.
 crypto::Sha256Digest RequestDigest(const RequestFields& r);
 

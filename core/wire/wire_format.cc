@@ -7,7 +7,7 @@ namespace jitgate::wire {
 
 bool IsKnownMessageType(uint8_t type) {
   return (type >= 0x01 && type <= 0x03) || (type >= 0x10 && type <= 0x17) ||
-         (type >= 0x20 && type <= 0x26);
+         (type >= 0x20 && type <= 0x2d);
 }
 
 std::string MessageTypeName(uint8_t type) {
@@ -30,6 +30,13 @@ std::string MessageTypeName(uint8_t type) {
     case MessageType::kApprove: return "Approve";
     case MessageType::kDeny: return "Deny";
     case MessageType::kFollow: return "Follow";
+    case MessageType::kListCerts: return "ListCerts";
+    case MessageType::kCertList: return "CertList";
+    case MessageType::kRevoke: return "Revoke";
+    case MessageType::kSignHostKey: return "SignHostKey";
+    case MessageType::kHostCertificate: return "HostCertificate";
+    case MessageType::kGetCaInfo: return "GetCaInfo";
+    case MessageType::kCaInfo: return "CaInfo";
   }
   char buf[16];
   std::snprintf(buf, sizeof(buf), "type 0x%02x", unsigned(type));
@@ -48,6 +55,10 @@ bool IsClientToServer(MessageType type) {
     case MessageType::kApprove:
     case MessageType::kDeny:
     case MessageType::kFollow:
+    case MessageType::kListCerts:
+    case MessageType::kRevoke:
+    case MessageType::kSignHostKey:
+    case MessageType::kGetCaInfo:
       return true;
     default:
       return false;
@@ -74,6 +85,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kInvalidRequest: return "invalid_request";
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kNoCa: return "no_ca";
   }
   return "unknown";
 }

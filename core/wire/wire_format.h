@@ -34,6 +34,8 @@ inline constexpr size_t kMaxListItems = 256;
 inline constexpr size_t kResumeTokenSize = 32;
 inline constexpr uint16_t kDefaultListLimit = 100;
 inline constexpr uint32_t kResumeGraceSeconds = 30;
+inline constexpr size_t kMaxCertificateField = 16 * 1024;  // "type-cert-v01@openssh.com base64"
+inline constexpr size_t kMaxCertPrincipals = 32;
 
 enum class MessageType : uint8_t {
   kHello = 0x01,
@@ -54,6 +56,13 @@ enum class MessageType : uint8_t {
   kApprove = 0x24,
   kDeny = 0x25,
   kFollow = 0x26,
+  kListCerts = 0x27,
+  kCertList = 0x28,
+  kRevoke = 0x29,
+  kSignHostKey = 0x2a,
+  kHostCertificate = 0x2b,
+  kGetCaInfo = 0x2c,
+  kCaInfo = 0x2d,
 };
 
 // True for the 18 types of protocol version 1.
@@ -79,8 +88,9 @@ enum class ErrorCode : uint16_t {
   kInvalidRequest = 11,
   kBusy = 12,
   kInternal = 13,
+  kNoCa = 14,
 };
-inline constexpr uint16_t kMaxErrorCode = 13;
+inline constexpr uint16_t kMaxErrorCode = 14;
 // Fatal errors end the connection in every role.
 bool IsFatalError(ErrorCode code);
 std::string_view ErrorCodeName(ErrorCode code);
@@ -113,7 +123,13 @@ enum class Verdict : uint8_t { kApprove = 1, kDeny = 2 };
 inline constexpr uint8_t kMaxVerdict = 2;
 
 // ListRequests.filter / Follow.filter.
+// ListRequests/Follow: 1 pending, 2 all. ListCerts: 1 valid (unexpired and
+// not revoked), 2 all.
 enum class ListFilter : uint8_t { kPending = 1, kAll = 2 };
+inline constexpr ListFilter kValidCerts = ListFilter::kPending;
+
+enum class CertKind : uint8_t { kUser = 1, kHost = 2 };
+inline constexpr uint8_t kMaxCertKind = 2;
 inline constexpr uint8_t kMaxListFilter = 2;
 
 // SubmitRequest.flags bits; all others must be zero.

@@ -25,6 +25,42 @@ inline RequestFields SampleFields() {
   return f;
 }
 
+inline std::string SamplePublicKey() {
+  return "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+}
+
+// A certificate request (jitgate request).
+inline RequestFields SampleCertFields() {
+  RequestFields f;
+  f.service = "ssh-cert";
+  f.user = "alice";
+  f.target_user = "root";
+  f.host = "db1";
+  f.remote_addr = "10.0.0.7";
+  f.reason = "incident 4711";
+  f.public_key = SamplePublicKey();
+  f.ttl_seconds = 600;
+  return f;
+}
+
+inline CertInfo SampleCert() {
+  CertInfo c;
+  c.serial = 42;
+  c.kind = CertKind::kUser;
+  c.key_id = "jitgate:7f3a9c02:bob";
+  c.principals = {"root"};
+  c.valid_after = 1767225540;
+  c.valid_before = 1767226200;
+  c.fingerprint = "SHA256:uvRyMR0D1bSfHw1fJ3f5Qb2wYbzVXQYUbOUm1U+VAnU";
+  c.request_id = "7f3a9c02";
+  c.issued_to = "alice";
+  c.issued_at = 1767225600;
+  c.revoked_at = 1767225900;
+  c.revoked_by = "carol";
+  c.revoke_comment = "laptop stolen";
+  return c;
+}
+
 inline ResumeToken SampleToken() {
   ResumeToken t;
   for (size_t i = 0; i < t.size(); ++i) t[i] = uint8_t(0xa0 + i);
@@ -59,6 +95,8 @@ inline RequestInfo MaxInfo() {
   r.fields.command = std::string(kMaxCommandField, 'c');
   r.fields.cwd = std::string(kMaxCwdField, 'd');
   r.fields.reason = std::string(kMaxReasonField, 'r');
+  r.fields.public_key = std::string(kMaxPublicKeyField, 'k');
+  r.fields.ttl_seconds = ~uint32_t{0};
   r.digest = RequestDigest(r.fields);
   r.state = RequestState::kUsed;
   r.filed_by = std::string(kMaxLabelField, 'f');
@@ -86,7 +124,7 @@ inline std::vector<Message> SampleMessages() {
                                 "2 of oncall", 300});
   out.push_back(StatusUpdate{1, 2, 240, "approved by bob (1 of 2)"});
   out.push_back(Decision{"7f3a9c02e1", RequestDigest(SampleFields()), Outcome::kApproved,
-                         {"bob", "carol"}, "go ahead", "approved by bob, carol", 1767227400});
+                         {"bob", "carol"}, "go ahead", "approved by bob, carol", 1767227400, ""});
   out.push_back(Resume{"7f3a9c02e1", SampleToken()});
   out.push_back(Cancel{});
   out.push_back(ListRequests{ListFilter::kAll, 50});
@@ -104,6 +142,27 @@ inline std::vector<Message> SampleMessages() {
   out.push_back(Approve{"7f3a", RequestDigest(SampleFields()), "ok"});
   out.push_back(Deny{"7f3a9c02e1", RequestDigest(SampleFields()), "not during the freeze"});
   out.push_back(Follow{ListFilter::kPending});
+  out.push_back(ListCerts{ListFilter::kAll, 20});
+  CertList certs;
+  certs.more = false;
+  certs.items.push_back(SampleCert());
+  CertInfo host;
+  host.serial = 7;
+  host.kind = CertKind::kHost;
+  host.key_id = "jitgate-host:db1";
+  host.principals = {"db1", "db1.example.com"};
+  host.valid_after = 1767225600;
+  host.valid_before = 1798761600;
+  host.fingerprint = "SHA256:uvRyMR0D1bSfHw1fJ3f5Qb2wYbzVXQYUbOUm1U+VAnU";
+  host.issued_to = "root";
+  host.issued_at = 1767225600;
+  certs.items.push_back(host);
+  out.push_back(certs);
+  out.push_back(Revoke{0, "7f3a", "laptop stolen"});
+  out.push_back(SignHostKey{SamplePublicKey(), {"db1", "db1.example.com"}, 86400 * 365});
+  out.push_back(HostCertificate{7, "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t"});
+  out.push_back(GetCaInfo{});
+  out.push_back(CaInfo{SamplePublicKey(), 3600, 4, "/var/lib/jitgate/ca.krl"});
   return out;
 }
 
