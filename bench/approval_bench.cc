@@ -15,9 +15,16 @@
 //      socket (connect, Hello, SubmitRequest, Decision), C client threads.
 //      Baseline: connect + Hello alone, same threads -- the socket and loop
 //      cost without filing, auditing and persisting a request.
+//   3. Certificate requests (PRODUCT.md F4) through an auto-approve policy
+//      with the broker's CA (Ed25519): in process, as 2 but each request
+//      carries a public key and its Decision a signed certificate (serial
+//      counter, certificate record, 4 audit entries); and the real
+//      `jitgate request` program, one process per certificate (key
+//      generation, request, key and certificate files written), C at a time.
+//      Baselines: section 2's plain requests, and starting `jitgate help`.
 //
 // Usage: approval_bench [--waiters=1,1000,10000] [--samples=200]
-//                       [--seconds=5] [--clients=8]
+//                       [--seconds=5] [--clients=8] [--cli-clients=2]
 #include <security/pam_appl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -40,6 +47,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "ca/sshkey.h"
 #include "core/base/env.h"
 #include "core/wire/client.h"
 #include "core/wire/framing.h"
@@ -58,7 +66,13 @@ Deadline Soon(int64_t ms = 30'000) { return Deadline::InMillis(RealClock(), ms);
 // The broker under test, in a scratch directory.
 class Broker {
  public:
-  Broker(const std::string& policies) {
+  explicit Broker(const std::string& policies, bool with_ca = false) {
+    std::string ca;
+    if (with_ca) {
+      ca::PrivateKey key = Unwrap(ca::PrivateKey::Generate(ca::KeyType::kEd25519), "ca key");
+      CheckOk(ca::WritePrivateKeyFile(dir_.Join("ca"), key, "bench ca"), "write ca key");
+      ca = "ca:\n  key: " + dir_.Join("ca") + "\n  max_ttl: 1h\n";
+    }
     auto signer = note::Signer::FromSeed("bench.jitgate/log", crypto::Sha256(AsBytes("bench")));
     CheckOk(signer.status(), "key");
     CheckOk(DefaultEnv()->WriteFileAtomically(dir_.Join("log.key"),
@@ -69,7 +83,7 @@ class Broker {
         << "broker:\n  socket: " << socket_ << "\n  state_dir: " << dir_.path()
         << "\n  submitters: [root]\nstore:\n  dir: " << dir_.Join("store")
         << "\n  key: " << dir_.Join("log.key") << "\n"
-        << policies;
+        << ca << policies;
     pid_ = ::fork();
     if (pid_ == 0) {
       int null = ::open("/dev/null", O_WRONLY);
@@ -298,8 +312,10 @@ void DecisionLatency(const std::vector<int>& waiter_counts, int samples) {
   }
 }
 
-// C threads, each filing requests back to back for `seconds`.
-double Throughput(const std::string& socket, int clients, double seconds, bool submit) {
+// C threads, each filing requests back to back for `seconds`; certificate
+// requests (a public key from keys, round robin) if keys is not empty.
+double Throughput(const std::string& socket, int clients, double seconds, bool submit,
+                  const std::vector<std::string>& keys = {}) {
   std::atomic<uint64_t> done{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -314,10 +330,16 @@ double Throughput(const std::string& socket, int clients, double seconds, bool s
           f.user = "user" + std::to_string(t);
           f.target_user = f.user;
           f.host = "dev-" + std::to_string(n);
+          if (!keys.empty()) {
+            f.service = "ssh-cert";
+            f.public_key = keys[(n * clients + t) % keys.size()];
+          }
           wire::Message m = Unwrap(c.Call(wire::SubmitRequest{f, 0, false}, Soon()), "submit");
           auto* d = std::get_if<wire::Decision>(&m);
-          if (d == nullptr || d->outcome != wire::Outcome::kApproved) {
-            std::fprintf(stderr, "approval_bench: auto-approve did not approve\n");
+          if (d == nullptr || d->outcome != wire::Outcome::kApproved ||
+              d->certificate.empty() != keys.empty()) {
+            std::fprintf(stderr, "approval_bench: auto-approve did not approve%s\n",
+                         keys.empty() ? "" : " with a certificate");
             std::exit(1);
           }
         }
@@ -333,13 +355,82 @@ double Throughput(const std::string& socket, int clients, double seconds, bool s
   return double(done) / (Now() - t0);
 }
 
+// C processes at a time, each running argv_of(i) to completion, back to back
+// for `seconds`; returns completed runs per second. Every run must exit 0.
+template <typename ArgvOf>
+double ProcessRate(int clients, double seconds, ArgvOf argv_of) {
+  std::atomic<uint64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t n = 0; !stop; ++n) {
+        std::vector<std::string> args = argv_of(t, n);
+        std::vector<char*> argv;
+        for (std::string& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        pid_t pid = ::fork();
+        if (pid == 0) {
+          int null = ::open("/dev/null", O_RDWR);
+          ::dup2(null, 0);
+          ::dup2(null, 1);
+          ::dup2(null, 2);
+          ::execv(argv[0], argv.data());
+          _exit(127);
+        }
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+          std::fprintf(stderr, "approval_bench: %s %s failed (status %d)\n", args[0].c_str(),
+                       args.size() > 1 ? args[1].c_str() : "", st);
+          std::exit(1);
+        }
+        ++done;
+      }
+    });
+  }
+  double t0 = Now();
+  while (Now() - t0 < seconds) usleep(20'000);
+  stop = true;
+  for (auto& th : threads) th.join();
+  return double(done) / (Now() - t0);
+}
+
+void CertificateRequests(int clients, int cli_clients, double seconds, double plain_rps) {
+  std::printf("\n== certificate requests through an auto-approve policy (Ed25519 CA)\n");
+  Broker broker("policies:\n  - name: dev\n    approve: auto\n    reason: none\n    ttl: 10m\n",
+                /*with_ca=*/true);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i) {
+    keys.push_back(Unwrap(ca::PrivateKey::Generate(ca::KeyType::kEd25519), "key").public_key().ToLine());
+  }
+  double cert_rps = Throughput(broker.socket(), clients, seconds, true, keys);
+  std::printf("in process, %d client threads: %.0f certificates/s (%.2f of plain auto-approved "
+              "requests, %.0f/s)\n",
+              clients, cert_rps, cert_rps / plain_rps, plain_rps);
+  testing::TempDir out;
+  const std::string cli = JITGATE_PATH;
+  double help_rate = ProcessRate(cli_clients, seconds, [&](int, uint64_t) {
+    return std::vector<std::string>{cli, "help"};
+  });
+  double cli_rate = ProcessRate(cli_clients, seconds, [&](int t, uint64_t n) {
+    return std::vector<std::string>{cli, "request", "--host", "dev-1", "--login", "deploy",
+                                    "--out", out.Join("k" + std::to_string(t) + "-" + std::to_string(n)),
+                                    "--socket", broker.socket()};
+  });
+  std::printf("`jitgate request`, one process per certificate, %d at a time: %.0f round trips/s "
+              "(baseline: starting `jitgate help` %.0f/s; %.2f of it)\n",
+              cli_clients, cli_rate, help_rate, cli_rate / help_rate);
+}
+
 }  // namespace
 }  // namespace jitgate::bench
 
 int main(int argc, char** argv) {
   using namespace jitgate::bench;
   Flags flags(argc, argv,
-              {{"waiters", "1,1000,10000"}, {"samples", "200"}, {"seconds", "5"}, {"clients", "8"}});
+              {{"waiters", "1,1000,10000"}, {"samples", "200"}, {"seconds", "5"}, {"clients", "8"},
+               {"cli-clients", "2"}});
   std::vector<int> waiters;
   std::stringstream ws(flags.Str("waiters"));
   for (std::string item; std::getline(ws, item, ',');) waiters.push_back(std::atoi(item.c_str()));
@@ -362,5 +453,6 @@ int main(int argc, char** argv) {
   std::printf("baseline connect+Hello: %.0f/s | auto-approved requests: %.0f/s (%.2f of baseline;"
               " each is 3 audit entries fsync'd in the store + 1 SQLite commit, shared per loop turn)\n",
               hello, auto_rps, auto_rps / hello);
+  CertificateRequests(clients, static_cast<int>(flags.Int("cli-clients")), seconds, auto_rps);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/approver_format.h"
+#include "cli/broker_call.h"
 #include "core/wire/client.h"
 
 namespace jitgate::cli {
@@ -21,9 +22,6 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr char kClientName[] = "jitgate 0.1.0";
-// One request/reply with a local broker; generous for a loaded machine.
-constexpr int64_t kCallTimeoutMs = 10'000;
 // --follow waits for pushes indefinitely; the deadline only bounds one wait.
 constexpr int64_t kFollowWaitMs = int64_t(365) * 24 * 3600 * 1000;
 
@@ -62,32 +60,12 @@ std::string SocketPath(const po::variables_map& vm, const ApproverIo& io) {
 }
 
 StatusOr<wire::Client> Connect(const std::string& path, const ApproverIo& io) {
-  return wire::Client::Connect(path, wire::Deadline::InMillis(io.clock, kCallTimeoutMs),
-                               kClientName);
+  return ConnectToBroker(path, io.clock);
 }
-
-// The reply to one approver command: the expected message, or the broker's
-// Error, or a transport failure (Status).
-template <typename T>
-struct Reply {
-  std::optional<T> value;
-  std::optional<wire::Error> error;
-};
 
 template <typename T>
 StatusOr<Reply<T>> Call(wire::Client& client, const wire::Message& m, const ApproverIo& io) {
-  StatusOr<wire::Message> r = client.Call(m, wire::Deadline::InMillis(io.clock, kCallTimeoutMs));
-  if (!r.ok()) return r.status();
-  Reply<T> reply;
-  if (T* v = std::get_if<T>(&*r)) {
-    reply.value = std::move(*v);
-  } else if (wire::Error* e = std::get_if<wire::Error>(&*r)) {
-    reply.error = std::move(*e);
-  } else {
-    return DataLossError("unexpected " + wire::MessageTypeName(wire::TypeOf(*r)) +
-                         " from the broker");
-  }
-  return reply;
+  return CallBroker<T>(client, m, io.clock);
 }
 
 // Reads the id positional argument in the wire's alphabet.

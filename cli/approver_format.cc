@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "ca/sshkey.h"
 #include "core/base/bytes.h"
 #include "core/base/text.h"
 
@@ -100,6 +101,23 @@ std::string FormatRequestLine(const wire::RequestInfo& r, uint64_t now) {
   return line;
 }
 
+namespace {
+
+// "SHA256:..." of a key line, or "" if it does not parse.
+std::string KeyFingerprint(const std::string& line) {
+  StatusOr<ca::PublicKey> key = ca::PublicKey::FromLine(line);
+  return key.ok() ? key->Fingerprint() : "";
+}
+
+// "ED25519 SHA256:..." for the detail view.
+std::string KeySummary(const std::string& line) {
+  StatusOr<ca::PublicKey> key = ca::PublicKey::FromLine(line);
+  if (!key.ok()) return "(unreadable key: " + EscapeForTerminal(key.status().message()) + ")";
+  return std::string(ca::KeyTypeLabel(key->type())) + " " + key->Fingerprint();
+}
+
+}  // namespace
+
 std::string FormatRequestDetail(const wire::RequestInfo& r, uint64_t now) {
   const wire::RequestFields& f = r.fields;
   std::string out;
@@ -117,6 +135,15 @@ std::string FormatRequestDetail(const wire::RequestInfo& r, uint64_t now) {
   row("command", Or(EscapeForTerminal(f.command), "(login shell)"));
   row("cwd", Or(EscapeForTerminal(f.cwd), "-"));
   row("reason", Or(EscapeForTerminal(f.reason), "(none given)"));
+  if (!f.public_key.empty()) {
+    // A certificate request: the approver sees which key will be certified.
+    row("cert key", KeySummary(f.public_key));
+  }
+  if (!f.public_key.empty() || f.ttl_seconds != 0) {
+    row("lifetime", f.ttl_seconds != 0
+                        ? FormatDuration(f.ttl_seconds) + " asked (at most the policy's ttl)"
+                        : "the policy's ttl");
+  }
   row("filed by", Or(EscapeForTerminal(r.filed_by), "-"));
   row("policy", "approvers " + Or(EscapeForTerminal(r.approvers), "-") + "; " +
                     std::to_string(CountApprovals(r)) + " of " +
@@ -163,6 +190,9 @@ nlohmann::json RequestToJson(const wire::RequestInfo& r) {
       {"command", f.command},
       {"cwd", f.cwd},
       {"reason", f.reason},
+      {"public_key", f.public_key},
+      {"key_fingerprint", f.public_key.empty() ? "" : KeyFingerprint(f.public_key)},
+      {"ttl_seconds", f.ttl_seconds},
       {"digest", HexEncode(r.digest)},
       {"filed_by", r.filed_by},
       {"approvers", r.approvers},

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/approver_commands.h"
+#include "cli/cert_commands.h"
 #include "cli/log_commands.h"
 
 namespace {
@@ -13,10 +14,15 @@ namespace {
 constexpr char kUsage[] =
     "usage: jitgate COMMAND [options]\n"
     "commands:\n"
+    "  request      ask for SSH access; get a short-lived certificate and key\n"
     "  requests     list access requests (--pending, --all, --follow, --json)\n"
     "  show ID      show one request in full\n"
     "  approve ID   approve a request after reviewing it\n"
     "  deny ID      deny a request\n"
+    "  certs        list issued SSH certificates (--all, --json)\n"
+    "  cert show F  print a certificate file like ssh-keygen -L\n"
+    "  revoke X     revoke a certificate (serial X) or a request's certificates (id X)\n"
+    "  ca ...       the SSH CA: pubkey, known-hosts PATTERNS, sign-host\n"
     "  log ...      the signed store: keygen, init, annotate, checkpoint, entry, prove\n"
     "  verify       verify a whole store (and that it extends a saved checkpoint)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
@@ -34,6 +40,13 @@ int main(int argc, char** argv) {
   try {
     if (args[0] == "log") return jitgate::cli::RunLog(rest);
     if (args[0] == "verify") return jitgate::cli::RunVerify(rest);
+    if (args[0] == "request") {
+      return jitgate::cli::RunRequestCertificate(rest, jitgate::cli::DefaultCertIo());
+    }
+    if (args[0] == "cert") return jitgate::cli::RunCert(rest, jitgate::cli::DefaultCertIo());
+    if (args[0] == "certs") return jitgate::cli::RunCerts(rest, jitgate::cli::DefaultCertIo());
+    if (args[0] == "revoke") return jitgate::cli::RunRevoke(rest, jitgate::cli::DefaultCertIo());
+    if (args[0] == "ca") return jitgate::cli::RunCa(rest, jitgate::cli::DefaultCertIo());
     if (args[0] == "requests") return jitgate::cli::RunRequests(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "show") return jitgate::cli::RunShow(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "approve") return jitgate::cli::RunApprove(rest, jitgate::cli::DefaultApproverIo());

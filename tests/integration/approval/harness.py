@@ -184,7 +184,7 @@ def add_users(*names):
 class Broker:
     """jitgated with its own config, state, store and log key in dir."""
 
-    def __init__(self, dir, approvers, policies, socket_path=None):
+    def __init__(self, dir, approvers, policies, socket_path=None, ca=None):
         self.dir = dir
         os.makedirs(dir, exist_ok=True)
         os.chmod(dir, 0o755)
@@ -207,18 +207,23 @@ class Broker:
                  "  submitters: [root]",
                  "store:",
                  "  dir: %s" % self.store_dir,
-                 "  key: %s" % self.key,
-                 "approvers:"]
+                 "  key: %s" % self.key]
+        if ca:  # {"key": path, "max_ttl": "1h", ...}
+            lines.append("ca:")
+            for k, v in ca.items():
+                lines.append("  %s: %s" % (k, json.dumps(v) if isinstance(v, list) else v))
+        lines.append("approvers:")
         for group, members in approvers.items():
             lines.append("  %s: [%s]" % (group, ", ".join(members)))
         lines.append("policies:")
         for p in policies:
             lines.append("  - name: %s" % p["name"])
             lines.append("    match: %s" % json.dumps(p["match"]))
-            for k in ("approve", "approvers", "quorum", "reason", "timeout", "ttl"):
+            for k in ("approve", "approvers", "quorum", "reason", "timeout", "ttl", "cert"):
                 if k in p:
                     v = p[k]
-                    lines.append("    %s: %s" % (k, json.dumps(v) if isinstance(v, list) else v))
+                    lines.append("    %s: %s" % (k, json.dumps(v) if isinstance(v, (list, dict))
+                                                    else v))
         write(self.config, "\n".join(lines) + "\n")
 
     def check_config(self):
