@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "ca/nonce.h"
 #include "ca/sshkey_internal.h"
 #include "core/base/status_macros.h"
 
@@ -42,13 +43,21 @@ Status ParseOptions(ByteSpan buf, std::string_view what, std::vector<CertOption>
   return OkStatus();
 }
 
+// A string field written in place: BeginString writes a length placeholder
+// and EndString patches it, so nested sequences need no scratch buffer.
+size_t BeginString(ByteWriter* w) {
+  w->PutU32(0);
+  return w->size();
+}
+void EndString(ByteWriter* w, size_t start) { w->PatchU32(start - 4, uint32_t(w->size() - start)); }
+
 void PutOptions(ByteWriter* w, const std::vector<CertOption>& opts) {
-  ByteWriter sub;
+  const size_t start = BeginString(w);
   for (const CertOption& o : opts) {
-    sub.PutU32Prefixed(o.name);
-    sub.PutU32Prefixed(o.data);
+    w->PutU32Prefixed(o.name);
+    w->PutU32Prefixed(o.data);
   }
-  w->PutU32Prefixed(sub.span());
+  EndString(w, start);
 }
 
 // Sorts options by name and refuses repeats, empty names and NULs.
@@ -82,9 +91,9 @@ void EncodeFields(ByteWriter* w, const PublicKey& key, const CertificateFields& 
   w->PutU64(f.serial);
   w->PutU32(uint32_t(f.type));
   w->PutU32Prefixed(f.key_id);
-  ByteWriter principals;
-  for (const std::string& p : f.principals) principals.PutU32Prefixed(p);
-  w->PutU32Prefixed(principals.span());
+  const size_t principals = BeginString(w);
+  for (const std::string& p : f.principals) w->PutU32Prefixed(p);
+  EndString(w, principals);
   w->PutU64(f.valid_after);
   w->PutU64(f.valid_before);
   PutOptions(w, f.critical_options);
@@ -290,15 +299,34 @@ Status Certificate::CheckCriticalOptions() const {
 
 // ---- Issuing ----
 
-StatusOr<Bytes> EncodeToBeSigned(const PublicKey& key, const CertificateFields& f, const PublicKey& ca_key) {
+namespace {
+
+// EncodeToBeSigned, appending to w.
+Status EncodeToBeSignedInto(const PublicKey& key, const CertificateFields& f, const PublicKey& ca_key,
+                            ByteWriter* w) {
   if (!ca_key.CanVerify()) {
     return InvalidArgumentError("a " + std::string(ca_key.type_name()) + " key cannot be a CA here");
   }
   if (f.principals.size() > kMaxPrincipals) return InvalidArgumentError("more than 256 principals");
   if (f.nonce.size() > kMaxNonceSize) return InvalidArgumentError("nonce too long");
-  ByteWriter w(512 + key.body().size() + ca_key.blob().size());
-  EncodeFields(&w, key, f, ca_key);
-  if (w.size() + kSignatureRoom > kMaxCertBlobSize) return InvalidArgumentError("certificate too large");
+  EncodeFields(w, key, f, ca_key);
+  if (w->size() + kSignatureRoom > kMaxCertBlobSize) return InvalidArgumentError("certificate too large");
+  return OkStatus();
+}
+
+// What to reserve for a certificate, so that the buffer is not reallocated
+// as it grows: a typical size for the fields, the two keys, and the
+// signature's string (for Ed25519 and ECDSA at most 4 + 101 bytes).
+size_t ReserveFor(const PublicKey& key, const PublicKey& ca_key) {
+  const size_t signature = ca_key.type() == KeyType::kRsa ? 4 + 20 + size_t(ca_key.bits() + 7) / 8 : 4 + 128;
+  return 512 + key.body().size() + ca_key.blob().size() + signature;
+}
+
+}  // namespace
+
+StatusOr<Bytes> EncodeToBeSigned(const PublicKey& key, const CertificateFields& f, const PublicKey& ca_key) {
+  ByteWriter w(ReserveFor(key, ca_key));
+  RETURN_IF_ERROR(EncodeToBeSignedInto(key, f, ca_key, &w));
   return w.Release();
 }
 
@@ -314,22 +342,23 @@ StatusOr<Certificate> IssueCertificate(const PublicKey& key, CertificateFields f
   RETURN_IF_ERROR(CanonicalizeOptions(&f.extensions, "extension"));
   if (f.nonce.empty()) {
     f.nonce.resize(kIssuedNonceSize);
-    RETURN_IF_ERROR(crypto::RandomBytes(f.nonce));
+    RETURN_IF_ERROR(internal::FillNonce(f.nonce));
   }
   const PublicKey& ca = signer.public_key();
-  ASSIGN_OR_RETURN(Bytes tbs, EncodeToBeSigned(key, f, ca));
-  ASSIGN_OR_RETURN(Bytes sig, signer.Sign(tbs));
+  // The signature is appended to the to-be-signed bytes in place.
+  ByteWriter w(ReserveFor(key, ca));
+  RETURN_IF_ERROR(EncodeToBeSignedInto(key, f, ca, &w));
+  const size_t signed_size = w.size();
+  ASSIGN_OR_RETURN(Bytes sig, signer.Sign(w.span()));
   ASSIGN_OR_RETURN(std::string alg, SignatureAlgorithm(sig));
   if (!SignatureMatchesKey(ca.type(), alg)) {
     return InternalError("signer returned a " + alg + " signature for a " + std::string(ca.type_name()) +
                          " CA key");
   }
+  w.PutU32Prefixed(sig);
   Certificate c(key, ca);
   c.fields_ = std::move(f);
-  c.signed_size_ = tbs.size();
-  ByteWriter w(tbs.size() + 4 + sig.size());
-  w.PutBytes(tbs);
-  w.PutU32Prefixed(sig);
+  c.signed_size_ = signed_size;
   c.blob_ = w.Release();
   c.signature_ = std::move(sig);
   c.signature_algorithm_ = std::move(alg);

@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "ca/ca_test_util.h"
 #include "core/base/bytes.h"
 #include "tests/testing/status_matchers.h"
@@ -192,6 +195,36 @@ TEST_P(GeneratedKeyTest, SignVerifyAndFileRoundTrip) {
   EXPECT_THAT(ReadPrivateKeyFile(path), StatusIs(StatusCode::kPermissionDenied, ::testing::_));
   ASSERT_EQ(::chmod(path.c_str(), 0400), 0);
   EXPECT_OK(ReadPrivateKeyFile(path).status());
+}
+
+// Sign copies a context prepared once per key (Ed25519, ECDSA); several
+// threads signing with one key at once must each get a valid signature, and
+// Ed25519's must equal the one made alone (it is deterministic).
+TEST_P(GeneratedKeyTest, ConcurrentSignaturesVerify) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(GetParam(), 2048));
+  constexpr int kThreads = 4;
+  const int per_thread = GetParam() == KeyType::kRsa ? 5 : 200;
+  const Bytes msg = {'s', 'a', 'm', 'e'};
+  ASSERT_OK_AND_ASSIGN(Bytes alone, key.Sign(msg));
+  std::vector<std::vector<Bytes>> sigs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        StatusOr<Bytes> sig = key.Sign(msg);
+        sigs[size_t(t)].push_back(sig.ok() ? *std::move(sig) : Bytes());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const std::vector<Bytes>& v : sigs) {
+    for (const Bytes& sig : v) {
+      ASSERT_OK(key.public_key().Verify(msg, sig));
+      if (GetParam() == KeyType::kEd25519) {
+        EXPECT_EQ(sig, alone);
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GeneratedKeyTest,

@@ -359,6 +359,20 @@ class SshCertTest(harness.IntegrationTest):
         finally:
             sshd.stop()
 
+    def test_a_ca_key_others_can_read_stops_the_broker(self):
+        loose = os.path.join(self.dir, "loose")
+        os.makedirs(loose)
+        key = os.path.join(loose, "ca")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
+        os.chmod(key, 0o644)
+        b = Broker(os.path.join(loose, "broker"), APPROVERS, POLICIES,
+                   ca={"key": key, "max_ttl": "1h"})
+        with self.assertRaises(AssertionError) as ctx:
+            b.start()
+        self.assertIn("exited with 1", str(ctx.exception))
+        self.assertIn("ca.key " + key, read(b.log_path))
+        self.assertIn("group or others", read(b.log_path))
+
     def test_ca_public_key_and_listing(self):
         p = self.broker.cli("mallory", "ca", "pubkey", check=True)
         self.assertEqual(p.stdout.split()[:2], read(self.ca_key + ".pub").split()[:2])
