@@ -5,30 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/bytes.h"
+#include "core/base/text.h"
 
 namespace jitgate::broker {
-
-namespace {
-
-// RFC 3339 in UTC with nanoseconds: "2024-01-01T00:00:00.000000000Z".
-std::string Rfc3339(int64_t unix_nanos) {
-  int64_t secs = unix_nanos / 1'000'000'000;
-  int64_t nanos = unix_nanos % 1'000'000'000;
-  if (nanos < 0) {
-    nanos += 1'000'000'000;
-    --secs;
-  }
-  const time_t t = static_cast<time_t>(secs);
-  struct tm tm {};
-  if (gmtime_r(&t, &tm) == nullptr) return "";
-  char buf[64];
-  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof(frac), ".%09lldZ", static_cast<long long>(nanos));
-  return std::string(buf, n) + frac;
-}
-
-}  // namespace
 
 std::string_view AuditEventTypeName(AuditEventType type) {
   switch (type) {
@@ -60,7 +39,7 @@ std::string AuditEventToJson(const AuditEvent& event) {
       {"request", event.request_id},
       {"actor", event.actor},
       {"comment", event.comment},
-      {"time", Rfc3339(event.time_unix_nanos)},
+      {"time", FormatRfc3339Nanos(event.time_unix_nanos)},
       {"time_unix_nanos", event.time_unix_nanos},
       {"digest", HexEncode(ByteSpan(event.fields_digest))},
       {"policy", event.policy},

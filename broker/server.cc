@@ -112,6 +112,8 @@ struct Server::Conn {
   std::string request_id;  // set while this connection is the filer
   std::optional<wire::SubmitRequest> awaiting_reason;
   Decision awaiting_decision;
+  // Recorder role.
+  std::string session_id;
   // Approver role.
   bool following = false;
   wire::ListFilter follow_filter = wire::ListFilter::kPending;
@@ -174,6 +176,8 @@ Status Server::Start() {
         " pending or approved requests; waiting clients have " +
         FormatSeconds((options_.resume_grace_nanos + kSecond - 1) / kSecond) + " to resume");
   }
+
+  RETURN_IF_ERROR(RestoreSessions());
 
   // The KRL exists before the first login is checked against it (sshd
   // refuses every certificate if its RevokedKeys file is missing).
@@ -328,6 +332,10 @@ Status Server::EndTurn() {
     }
   }
   touched_.clear();
+  if (Status s = SaveSessions(); !s.ok()) {
+    db_->Rollback();
+    return s;
+  }
   // Durable before anyone hears of it. The store's writer thread has been
   // syncing this turn's audit events since they were appended; the database
   // commit (its own fsync) runs meanwhile, so a turn costs one fsync of
@@ -335,6 +343,7 @@ Status Server::EndTurn() {
   // event the database lacks or the reverse, but no client was told of it.
   RETURN_IF_ERROR(db_->Commit());
   RETURN_IF_ERROR(sink_.Flush());
+  SendSessionAcks();  // only now: what they acknowledge is durable
   std::set<int> flush;
   flush.swap(to_flush_);
   for (int fd : flush) {
@@ -499,6 +508,9 @@ void Server::HandleMessage(Conn& c, wire::Message m) {
   if (auto* r = std::get_if<wire::Revoke>(&m)) return OnRevoke(c, *r);
   if (auto* h = std::get_if<wire::SignHostKey>(&m)) return OnSignHostKey(c, *h);
   if (std::holds_alternative<wire::GetCaInfo>(m)) return OnGetCaInfo(c);
+  if (auto* o = std::get_if<wire::OpenSession>(&m)) return OnOpenSession(c, *o);
+  if (auto* d = std::get_if<wire::SessionData>(&m)) return OnSessionData(c, *d);
+  if (auto* cs = std::get_if<wire::CloseSession>(&m)) return OnCloseSession(c, *cs);
   // Server-to-client types were already refused by the state machine.
   SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
   c.close_after_write = true;
@@ -580,6 +592,13 @@ void Server::CloseConn(int fd, bool cancel_request) {
   conns_.erase(it);
   followers_.erase(fd);
   to_flush_.erase(fd);
+  ack_due_.erase(fd);
+  if (!c->session_id.empty()) {
+    // The recorder went away without CloseSession: the session stays open
+    // and may be resumed (the recorder spools meanwhile).
+    auto live = sessions_.find(c->session_id);
+    if (live != sessions_.end() && live->second.fd == fd) live->second.fd = -1;
+  }
   if (!c->request_id.empty()) {
     const std::string id = c->request_id;
     auto f = filer_.find(id);
@@ -1493,6 +1512,224 @@ void Server::OnGetCaInfo(Conn& c) {
   info.krl_version = krl_version_;
   info.krl_path = Cut(options_.ca->settings().krl, wire::kMaxCwdField);
   Send(c, info);
+}
+
+// Session recording -------------------------------------------------------
+
+namespace {
+
+StatusOr<std::string> RandomSessionId() {
+  // 12 characters of [0-9a-z] (60 bits): distinct from request ids (8).
+  static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  uint8_t raw[12];
+  RETURN_IF_ERROR(crypto::RandomBytes(raw));
+  std::string id;
+  for (uint8_t b : raw) id.push_back(kAlphabet[b & 31]);
+  return id;
+}
+
+}  // namespace
+
+Status Server::RestoreSessions() {
+  ASSIGN_OR_RETURN(std::vector<StateDb::SavedSession> open, db_->LoadOpenSessions());
+  for (StateDb::SavedSession& s : open) {
+    LiveSession live;
+    if (Status st = recorder::ApplySessionEvent(s.start_json, &live.info); !st.ok()) {
+      return DataLossError("state database: session " + s.id + ": " + st.message());
+    }
+    live.start_json = std::move(s.start_json);
+    live.next_index = s.next_index;
+    sessions_[s.id] = std::move(live);
+  }
+  if (!open.empty()) {
+    Log("restored " + std::to_string(open.size()) + " open recorded sessions; recorders may resume");
+  }
+  return OkStatus();
+}
+
+Status Server::SaveSessions() {
+  for (const std::string& id : sessions_touched_) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;  // ended: saved when it ended
+    RETURN_IF_ERROR(db_->SaveSession(id, it->second.start_json, it->second.next_index, false));
+  }
+  sessions_touched_.clear();
+  return OkStatus();
+}
+
+void Server::SendSessionAcks() {
+  std::set<int> due;
+  due.swap(ack_due_);
+  for (int fd : due) {
+    auto it = conns_.find(fd);
+    if (it == conns_.end()) continue;
+    Conn& c = *it->second;
+    auto live = sessions_.find(c.session_id);
+    if (live == sessions_.end()) continue;
+    Send(c, wire::SessionAck{live->second.next_index});
+  }
+}
+
+void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
+  // Recorders run as root (the bastion's session process, jitgate-rec's
+  // privileged half) or as a configured submitter: a user's own processes
+  // cannot write or resume recordings.
+  bool submitter = c.peer.uid == 0 ||
+                   std::find(config_.broker.submitters.begin(), config_.broker.submitters.end(),
+                             c.peer.user) != config_.broker.submitters.end();
+  if (!submitter) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " may not record sessions (only root and broker.submitters)");
+    return;
+  }
+  if (!m.session.empty()) {
+    auto it = sessions_.find(m.session);
+    if (it == sessions_.end()) {
+      SendError(c, wire::ErrorCode::kNotFound, "no open session " + m.session);
+      return;
+    }
+    LiveSession& live = it->second;
+    if (live.fd >= 0 && live.fd != c.fd.get()) {
+      // A recorder that reconnected replaces its stale connection.
+      auto old = conns_.find(live.fd);
+      if (old != conns_.end()) old->second->session_id.clear();
+      if (old != conns_.end()) old->second->close_after_write = true;
+      if (old != conns_.end()) to_flush_.insert(live.fd);
+    }
+    live.fd = c.fd.get();
+    c.session_id = m.session;
+    Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
+        std::to_string(live.next_index));
+    Send(c, wire::SessionOpened{m.session, live.next_index});
+    return;
+  }
+  std::string id;
+  for (int attempt = 0; attempt < 16 && id.empty(); ++attempt) {
+    StatusOr<std::string> candidate = RandomSessionId();
+    if (!candidate.ok()) break;
+    StatusOr<bool> used = db_->SessionExists(*candidate);
+    if (!used.ok()) {
+      if (fatal_.ok()) fatal_ = used.status();
+      break;
+    }
+    if (!*used && !sessions_.contains(*candidate)) id = *candidate;
+  }
+  if (id.empty()) {
+    SendError(c, wire::ErrorCode::kInternal, "broker could not make a session id");
+    return;
+  }
+  LiveSession live;
+  recorder::SessionInfo& info = live.info;
+  info.id = id;
+  info.recorder = m.recorder;
+  info.request_id = m.request_id;
+  info.user = m.user;
+  info.remote_addr = m.remote_addr;
+  info.host = m.host;
+  info.target = m.target.empty() ? m.host : m.target;
+  info.login = m.login;
+  info.cert_serial = m.cert_serial;
+  info.command = m.command;
+  info.term = m.term;
+  info.cols = m.cols;
+  info.rows = m.rows;
+  info.start_unix_nanos = m.start_unix_nanos != 0 ? static_cast<int64_t>(m.start_unix_nanos) : Now();
+  if (!m.request_id.empty()) {
+    if (const Request* r = book_.Get(m.request_id)) {
+      for (const Approval& a : r->approvals) info.approvers.push_back(a.approver);
+      if (info.approvers.empty() && r->decision.outcome == Outcome::kAutoApprove) {
+        info.approvers.push_back("policy:" + r->decision.policy);
+      }
+    }
+  }
+  live.start_json = recorder::SessionStartJson(info);
+  // A 32 KiB command of control characters escapes to more than an entry
+  // holds: cut the command (the one large field) until the event fits.
+  while (live.start_json.size() > store::kMaxEntryBody && !info.command.empty()) {
+    info.command.resize(info.command.size() / 2);
+    live.start_json = recorder::SessionStartJson(info);
+  }
+  live.fd = c.fd.get();
+  sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(live.start_json));
+  c.session_id = id;
+  sessions_touched_.insert(id);
+  Log("session " + id + " opened by " + c.peer_label + ": " + m.recorder + " " + m.user + " -> " +
+      m.login + "@" + info.target + (m.request_id.empty() ? "" : " (request " + m.request_id + ")"));
+  sessions_[id] = std::move(live);
+  Send(c, wire::SessionOpened{id, 0});
+}
+
+void Server::OnSessionData(Conn& c, const wire::SessionData& m) {
+  auto it = sessions_.find(c.session_id);
+  if (it == sessions_.end()) {
+    SendError(c, wire::ErrorCode::kUnexpectedMessage, "no open session on this connection");
+    return;
+  }
+  LiveSession& live = it->second;
+  StatusOr<recorder::Chunk> chunk = recorder::DecodeChunk(m.chunk);
+  if (!chunk.ok()) {
+    SendError(c, wire::ErrorCode::kMalformed, "transcript chunk: " + chunk.status().message());
+    return;
+  }
+  if (chunk->session != c.session_id) {
+    SendError(c, wire::ErrorCode::kMalformed,
+              "transcript chunk of session " + chunk->session + " sent for " + c.session_id);
+    return;
+  }
+  if (chunk->index < live.next_index) {
+    // A resend after a reconnect: already durable; acknowledge again.
+    ack_due_.insert(c.fd.get());
+    return;
+  }
+  if (chunk->index > live.next_index) {
+    SendError(c, wire::ErrorCode::kMalformed,
+              "transcript chunk " + std::to_string(chunk->index) + " out of order: expected " +
+                  std::to_string(live.next_index));
+    return;
+  }
+  sink_.Append(static_cast<uint8_t>(store::EntryType::kTranscriptChunk), m.chunk);
+  ++live.next_index;
+  sessions_touched_.insert(c.session_id);
+  ack_due_.insert(c.fd.get());
+}
+
+void Server::OnCloseSession(Conn& c, const wire::CloseSession& m) {
+  auto it = sessions_.find(c.session_id);
+  if (it == sessions_.end()) {
+    SendError(c, wire::ErrorCode::kUnexpectedMessage, "no open session on this connection");
+    return;
+  }
+  LiveSession& live = it->second;
+  recorder::SessionInfo& info = live.info;
+  info.ended = true;
+  info.end_unix_nanos = m.end_unix_nanos != 0 ? static_cast<int64_t>(m.end_unix_nanos) : Now();
+  info.exit_status = m.has_exit_status ? static_cast<int>(m.exit_status) : -1;
+  info.exit_signal = m.exit_signal;
+  info.end_reason = m.end_reason.empty() ? "closed" : m.end_reason;
+  info.chunks = live.next_index;
+  if (m.chunks != live.next_index) {
+    info.end_reason += " (the recorder sent " + std::to_string(m.chunks) + " chunks, " +
+                       std::to_string(live.next_index) + " recorded)";
+  }
+  info.bytes_in = m.bytes_in;
+  info.bytes_out = m.bytes_out;
+  std::string end_json = recorder::SessionEndJson(info);
+  sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(end_json));
+  if (Status s = db_->SaveSession(info.id, live.start_json, live.next_index, true); !s.ok()) {
+    if (fatal_.ok()) fatal_ = s;
+    SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+    return;
+  }
+  Log("session " + info.id + " ended: " + info.end_reason +
+      (m.has_exit_status ? ", exit " + std::to_string(m.exit_status) : "") + ", " +
+      std::to_string(live.next_index) + " chunks");
+  const uint64_t chunks = live.next_index;
+  sessions_touched_.erase(info.id);
+  sessions_.erase(it);
+  ack_due_.erase(c.fd.get());
+  c.session_id.clear();
+  Send(c, wire::SessionClosed{chunks});
+  c.close_after_write = true;
 }
 
 }  // namespace jitgate::broker

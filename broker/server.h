@@ -37,6 +37,7 @@
 #include "core/wire/framing.h"
 #include "core/wire/messages.h"
 #include "core/wire/protocol_state.h"
+#include "recorder/recording.h"
 #include "store/store.h"
 
 namespace jitgate::broker {
@@ -116,6 +117,15 @@ class Server {
   void OnRevoke(Conn& c, const wire::Revoke& m);
   void OnSignHostKey(Conn& c, const wire::SignHostKey& m);
   void OnGetCaInfo(Conn& c);
+  void OnOpenSession(Conn& c, const wire::OpenSession& m);
+  void OnSessionData(Conn& c, const wire::SessionData& m);
+  void OnCloseSession(Conn& c, const wire::CloseSession& m);
+  // Loads the sessions a previous run left open (recorders may resume them).
+  Status RestoreSessions();
+  // Saves the sessions changed this turn and queues the acknowledgements;
+  // called by EndTurn inside the turn's transaction.
+  Status SaveSessions();
+  void SendSessionAcks();
 
   // Certificates. IssueFor signs the certificate of approved request r (in
   // this turn's database transaction, with its audit event); WriteKrl
@@ -182,6 +192,17 @@ class Server {
   std::map<uid_t, std::string> uid_names_;
   int64_t next_prune_ = 0;
   uint64_t krl_version_ = 0;  // of the KRL last written
+
+  // Recorded sessions that have not ended (docs/protocol.md §4.4).
+  struct LiveSession {
+    recorder::SessionInfo info;
+    std::string start_json;
+    uint64_t next_index = 0;  // chunks appended to the store so far
+    int fd = -1;              // the recording connection, -1 if none
+  };
+  std::map<std::string, LiveSession> sessions_;
+  std::set<std::string> sessions_touched_;
+  std::set<int> ack_due_;  // recording connections owed a SessionAck this turn
 };
 
 }  // namespace jitgate::broker

@@ -18,6 +18,8 @@
 #include "ca/sshkey.h"
 #include "core/base/env.h"
 #include "core/wire/client.h"
+#include "recorder/recording.h"
+#include "recorder/recording_client.h"
 #include "store/reader.h"
 #include "store/store.h"
 #include "tests/testing/status_matchers.h"
@@ -694,6 +696,231 @@ TEST(CertAuthorityTest, RefusesACaKeyOthersCanRead) {
               ::jitgate::testing::StatusIs(StatusCode::kPermissionDenied, HasSubstr("ca.key")));
   settings.key = dir.Join("missing");
   EXPECT_FALSE(CertAuthority::Load(settings).ok());
+}
+
+// Session recording (docs/protocol.md §4.4) ----------------------------------
+
+class BrokerRecordingTest : public BrokerServerTest {
+ protected:
+  // Chunks of a session with n output records of distinct bytes.
+  static std::vector<Bytes> Chunks(const std::string& session, int n, uint64_t first_index = 0) {
+    recorder::ChunkBuilder b(session);
+    std::vector<Bytes> out;
+    for (int i = 0; i < n; ++i) {
+      recorder::Record r;
+      r.stream = i % 3 == 0 ? recorder::Stream::kInput : recorder::Stream::kOutput;
+      r.time_ns = int64_t{i} * 1'000'000;
+      r.data = Bytes(20'000, uint8_t('a' + i % 26));
+      r.data[0] = 0;  // raw bytes, NUL included
+      auto done = b.Add(std::move(r));
+      EXPECT_OK(done.status());
+      if (done.ok()) out.insert(out.end(), done->begin(), done->end());
+    }
+    auto last = b.Flush();
+    EXPECT_OK(last.status());
+    if (last.ok() && last->has_value()) out.push_back(**last);
+    (void)first_index;
+    return out;
+  }
+
+  wire::OpenSession Open() {
+    wire::OpenSession o;
+    o.recorder = "jitgate-rec";
+    o.user = "alice";
+    o.remote_addr = "10.0.0.7";
+    o.host = "db1";
+    o.login = "alice";
+    o.term = "xterm";
+    o.cols = 80;
+    o.rows = 24;
+    return o;
+  }
+
+  // Sends chunks and waits until the broker has acknowledged all of them.
+  void Stream(wire::Client& c, const std::vector<Bytes>& chunks, uint64_t expect_ack) {
+    for (const Bytes& b : chunks) ASSERT_OK(c.Send(wire::SessionData{b}, Soon()));
+    uint64_t acked = 0;
+    while (acked < expect_ack) {
+      ASSERT_OK_AND_ASSIGN(wire::Message m, c.Receive(Soon()));
+      auto* ack = std::get_if<wire::SessionAck>(&m);
+      ASSERT_NE(ack, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+      EXPECT_GE(ack->next_index, acked);  // acknowledgements never go back
+      acked = ack->next_index;
+    }
+    EXPECT_EQ(acked, expect_ack);
+  }
+};
+
+TEST_F(BrokerRecordingTest, ChunksAreAcknowledgedWhenDurableAndReadBackExactly) {
+  Start("policies: []\n");
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(Open(), Soon()));
+  auto* opened = std::get_if<wire::SessionOpened>(&m);
+  ASSERT_NE(opened, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+  EXPECT_EQ(opened->next_index, 0u);
+  EXPECT_EQ(opened->session.size(), 12u);
+  std::vector<Bytes> chunks = Chunks(opened->session, 10);
+  ASSERT_GE(chunks.size(), 3u);
+  Stream(c, chunks, chunks.size());
+  ASSERT_OK_AND_ASSIGN(
+      wire::Message closed,
+      c.Call(wire::CloseSession{0, true, 3, "", "closed", chunks.size(), 80'000, 120'000}, Soon()));
+  auto* done = std::get_if<wire::SessionClosed>(&closed);
+  ASSERT_NE(done, nullptr) << wire::MessageTypeName(wire::TypeOf(closed));
+  EXPECT_EQ(done->chunks, chunks.size());
+  StopServer();
+
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  ASSERT_EQ(index->sessions().size(), 1u);
+  const recorder::SessionInfo& s = index->sessions()[0];
+  EXPECT_EQ(s.id, opened->session);
+  EXPECT_EQ(s.user, "alice");
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(s.exit_status, 3);
+  EXPECT_EQ(s.chunks, chunks.size());
+  // Records may have been split across chunks (same time); joined back they
+  // are the ten written.
+  std::map<int64_t, Bytes> by_time;
+  ASSERT_OK(index->ForEachRecord(s.id, [&](const recorder::Record& r) {
+    Bytes& b = by_time[r.time_ns];
+    b.insert(b.end(), r.data.begin(), r.data.end());
+    return OkStatus();
+  }));
+  ASSERT_EQ(by_time.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    const Bytes& b = by_time[int64_t{i} * 1'000'000];
+    ASSERT_EQ(b.size(), 20'000u);
+    EXPECT_EQ(b[0], 0);
+    EXPECT_EQ(b[1], uint8_t('a' + i % 26));
+  }
+}
+
+TEST_F(BrokerRecordingTest, ARecorderResumesAfterABrokerRestartWithoutDuplicates) {
+  Start("policies: []\n");
+  std::string id;
+  std::vector<Bytes> chunks;
+  {
+    wire::Client c = Connect();
+    ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(Open(), Soon()));
+    ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(m));
+    id = std::get<wire::SessionOpened>(m).session;
+    chunks = Chunks(id, 12);
+    ASSERT_GE(chunks.size(), 4u);
+    Stream(c, {chunks[0], chunks[1]}, 2);
+  }
+  StopServer();  // the recorder's connection breaks with the session open
+  Start("policies: []\n");
+  wire::Client c = Connect();
+  wire::OpenSession resume = Open();
+  resume.session = id;
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(resume, Soon()));
+  auto* opened = std::get_if<wire::SessionOpened>(&m);
+  ASSERT_NE(opened, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+  EXPECT_EQ(opened->session, id);
+  EXPECT_EQ(opened->next_index, 2u);
+  // The recorder did not see the ack of chunk 1 and sends it again: ignored.
+  std::vector<Bytes> rest(chunks.begin() + 1, chunks.end());
+  Stream(c, rest, chunks.size());
+  ASSERT_OK_AND_ASSIGN(wire::Message closed,
+                       c.Call(wire::CloseSession{0, false, 0, "HUP", "closed", chunks.size(), 0, 0},
+                              Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionClosed>(closed));
+  StopServer();
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  ASSERT_EQ(index->sessions().size(), 1u);
+  uint64_t bytes = 0;
+  std::set<int64_t> times;
+  ASSERT_OK(index->ForEachRecord(id, [&](const recorder::Record& r) {
+    bytes += r.data.size();
+    times.insert(r.time_ns);
+    return OkStatus();
+  }));
+  EXPECT_EQ(bytes, 12u * 20'000u);  // every byte once: the resent chunk was not stored twice
+  EXPECT_EQ(times.size(), 12u);
+  EXPECT_EQ(index->sessions()[0].exit_signal, "HUP");
+  EXPECT_EQ(index->sessions()[0].end_reason, "closed");
+}
+
+TEST_F(BrokerRecordingTest, ForeignOrOutOfOrderChunksEndTheStream) {
+  Start("policies: []\n");
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(Open(), Soon()));
+  const std::string id = std::get<wire::SessionOpened>(m).session;
+  std::vector<Bytes> chunks = Chunks(id, 8);
+  ASSERT_GE(chunks.size(), 3u);
+  ASSERT_OK(c.Send(wire::SessionData{chunks[2]}, Soon()));  // 0 and 1 missing
+  ASSERT_OK_AND_ASSIGN(wire::Message err, c.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(err));
+  EXPECT_THAT(std::get<wire::Error>(err).message, HasSubstr("out of order: expected 0"));
+
+  wire::Client c2 = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m2, c2.Call(Open(), Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(m2));
+  ASSERT_OK(c2.Send(wire::SessionData{chunks[0]}, Soon()));  // the other session's chunk
+  ASSERT_OK_AND_ASSIGN(wire::Message err2, c2.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(err2));
+  EXPECT_THAT(std::get<wire::Error>(err2).message, HasSubstr("sent for"));
+
+  wire::Client c3 = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m3, c3.Call(Open(), Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(m3));
+  ASSERT_OK(c3.Send(wire::SessionData{Bytes{'J', 'G', 'T', '1', 0}}, Soon()));
+  ASSERT_OK_AND_ASSIGN(wire::Message err3, c3.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(err3));
+  EXPECT_EQ(std::get<wire::Error>(err3).code, wire::ErrorCode::kMalformed);
+  // Resuming an unknown session is refused.
+  wire::Client c4 = Connect();
+  wire::OpenSession o = Open();
+  o.session = "nosuchsession";
+  ASSERT_OK_AND_ASSIGN(wire::Message nf, c4.Call(o, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(nf));
+  EXPECT_EQ(std::get<wire::Error>(nf).code, wire::ErrorCode::kNotFound);
+}
+
+TEST_F(BrokerRecordingTest, RecordingClientStreamsWithABoundedWindowAndSurvivesARestart) {
+  Start("policies: []\n");
+  recorder::RecordingClientOptions o;
+  o.socket_path = socket_;
+  o.max_unacked = 2;  // forces Add to wait for acknowledgements
+  ASSERT_OK_AND_ASSIGN(auto rc, recorder::RecordingClient::Open(o, Open()));
+  Bytes expect;
+  auto add = [&](int i) {
+    recorder::Record r;
+    r.stream = recorder::Stream::kOutput;
+    r.time_ns = int64_t{i} * 1000;
+    r.data = Bytes(7'000 + i, uint8_t(i));
+    expect.insert(expect.end(), r.data.begin(), r.data.end());
+    return rc->Add(std::move(r));
+  };
+  for (int i = 0; i < 40; ++i) ASSERT_OK(add(i));
+  ASSERT_OK(rc->Flush());
+  EXPECT_GE(rc->chunks_sent(), 5u);
+  // The broker restarts in the middle; the client resumes on its next call.
+  StopServer();
+  Start("policies: []\n");
+  for (int i = 40; i < 80; ++i) ASSERT_OK(add(i));
+  ASSERT_OK(rc->Close(wire::CloseSession{0, true, 0, "", "closed", 0, 0, expect.size()}));
+  EXPECT_EQ(rc->chunks_acked(), rc->chunks_sent());
+  StopServer();
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  ASSERT_EQ(index->sessions().size(), 1u);
+  EXPECT_TRUE(index->sessions()[0].ended);
+  EXPECT_EQ(index->sessions()[0].chunks, rc->chunks_sent());
+  Bytes got;
+  ASSERT_OK(index->ForEachRecord(rc->session_id(), [&](const recorder::Record& r) {
+    got.insert(got.end(), r.data.begin(), r.data.end());
+    return OkStatus();
+  }));
+  EXPECT_EQ(got.size(), expect.size());
+  EXPECT_TRUE(got == expect);
+}
+
+TEST_F(BrokerRecordingTest, RecordingClientFailsClosedWithoutABroker) {
+  recorder::RecordingClientOptions o;
+  o.socket_path = dir_.Join("nobody.sock");
+  o.connect_timeout_ms = 1000;
+  EXPECT_THAT(recorder::RecordingClient::Open(o, Open()).status(),
+              ::jitgate::testing::StatusIs(StatusCode::kUnavailable, HasSubstr("unreachable")));
 }
 
 }  // namespace

@@ -250,9 +250,23 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
         "COMMIT;"));
     ASSIGN_OR_RETURN(schema, read_schema());
   }
-  if (schema != "2") {
+  if (schema == "2") {
+    RETURN_IF_ERROR(s->Exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS sessions("
+        "  id TEXT PRIMARY KEY,"
+        "  ended INTEGER NOT NULL,"
+        "  next_index INTEGER NOT NULL,"
+        "  start_json TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS sessions_open ON sessions(ended, seq);"
+        "UPDATE meta SET value='3' WHERE key='schema';"
+        "COMMIT;"));
+    ASSIGN_OR_RETURN(schema, read_schema());
+  }
+  if (schema != "3") {
     return FailedPreconditionError("state database " + path + " has schema '" + schema +
-                                   "'; this jitgated understands schemas 1 and 2");
+                                   "'; this jitgated understands schemas 1 to 3");
   }
   RETURN_IF_ERROR(s->Prepare(
       "INSERT OR REPLACE INTO requests(id, state, created_ns, changed_seq, body) "
@@ -572,6 +586,51 @@ StatusOr<std::vector<uint64_t>> StateDb::RevokedSerials() {
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("loading revoked serials");
   return out;
+}
+
+Status StateDb::SaveSession(const std::string& id, const std::string& start_json,
+                            uint64_t next_index, bool ended) {
+  RETURN_IF_ERROR(Begin());
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "INSERT INTO sessions(id, ended, next_index, start_json, seq) "
+      "VALUES(?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions)) "
+      "ON CONFLICT(id) DO UPDATE SET ended = ?2, next_index = ?3",
+      &stmt));
+  sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(stmt, 2, ended ? 1 : 0);
+  sqlite3_bind_int64(stmt, 3, AsSql(next_index));
+  sqlite3_bind_text(stmt, 4, start_json.data(), static_cast<int>(start_json.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("saving session " + id);
+  return OkStatus();
+}
+
+StatusOr<std::vector<StateDb::SavedSession>> StateDb::LoadOpenSessions() {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "SELECT id, start_json, next_index FROM sessions WHERE ended = 0 ORDER BY seq", &stmt));
+  std::vector<SavedSession> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
+                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2))});
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("loading sessions");
+  return out;
+}
+
+StatusOr<bool> StateDb::SessionExists(std::string_view id) {
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare("SELECT 1 FROM sessions WHERE id = ?1", &stmt));
+  sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Error("looking up session id");
 }
 
 }  // namespace jitgate::broker

@@ -96,6 +96,19 @@ class StateDb {
   // Increments and returns the KRL version counter (in the open transaction).
   StatusOr<uint64_t> NextKrlVersion();
 
+  // Recorded sessions (schema 3): the session_start JSON, how many chunks
+  // are in the store, and whether session_end was written.
+  Status SaveSession(const std::string& id, const std::string& start_json, uint64_t next_index,
+                     bool ended);
+  struct SavedSession {
+    std::string id;
+    std::string start_json;
+    uint64_t next_index = 0;
+  };
+  // Sessions not yet ended, oldest first.
+  StatusOr<std::vector<SavedSession>> LoadOpenSessions();
+  StatusOr<bool> SessionExists(std::string_view id);
+
  private:
   explicit StateDb(sqlite3* db) : db_(db) {}
   Status Exec(const char* sql);

@@ -32,8 +32,12 @@ void StoreAuditSink::Emit(const AuditEvent& event) {
   ++emitted_;
   if (!error_.ok()) return;
   std::string body = AuditEntryBody(event);
-  StatusOr<uint64_t> index =
-      store_->AppendAsync(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(body));
+  Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(body));
+}
+
+void StoreAuditSink::Append(uint8_t type, ByteSpan body) {
+  if (!error_.ok()) return;
+  StatusOr<uint64_t> index = store_->AppendAsync(type, body);
   if (!index.ok()) {
     error_ = Status(index.status().code(),
                     "appending audit event to the store: " + index.status().message());

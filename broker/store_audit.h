@@ -32,6 +32,9 @@ class StoreAuditSink : public AuditSink {
   explicit StoreAuditSink(store::Store* store) : store_(store) {}
 
   void Emit(const AuditEvent& event) override;
+  // Appends any entry (a session event's JSON, a transcript chunk) under
+  // the same durability rule: durable at the next Flush.
+  void Append(uint8_t type, ByteSpan body);
   // Waits until every event emitted so far is durable. Returns the first
   // store error ever seen.
   Status Flush();

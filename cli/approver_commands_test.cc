@@ -31,7 +31,9 @@ wire::RequestInfo Pending() {
               "/dev/pts/3",
               "/usr/bin/systemctl restart nginx",
               "/home/alice",
-              "deploy hotfix"};
+              "deploy hotfix",
+              "",
+              0};
   r.digest = wire::RequestDigest(r.fields);
   r.filed_by = "uid 0 (root) pid 4242 sudo";
   r.approvers = "1 of oncall";

@@ -25,7 +25,9 @@ wire::RequestInfo SudoRequest() {
               "/dev/pts/3",
               "/usr/bin/systemctl restart nginx",
               "/home/alice",
-              "deploy hotfix #412"};
+              "deploy hotfix #412",
+              "",
+              0};
   r.digest = wire::RequestDigest(r.fields);
   r.state = wire::RequestState::kPending;
   r.filed_by = "uid 0 (root) pid 4242 sudo";
@@ -308,7 +310,7 @@ TEST(GoldenOutputTest, ShowHostileRequest) {
 TEST(GoldenOutputTest, RequestsList) {
   wire::RequestInfo ssh = SudoRequest();
   ssh.id = "a1b2c3d4";
-  ssh.fields = {"sshd", "alice", "alice", "db2", "10.0.0.7", "ssh", "", "", "debug replica"};
+  ssh.fields = {"sshd", "alice", "alice", "db2", "10.0.0.7", "ssh", "", "", "debug replica", "", 0};
   ssh.expires_at = kNow + 7200;
   std::string out = FormatRequestLine(SudoRequest(), kNow) + "\n" +
                     FormatRequestLine(HostileRequest(), kNow) + "\n" +

@@ -8,6 +8,7 @@
 #include "cli/approver_commands.h"
 #include "cli/cert_commands.h"
 #include "cli/log_commands.h"
+#include "cli/session_commands.h"
 
 namespace {
 
@@ -25,6 +26,10 @@ constexpr char kUsage[] =
     "  ca ...       the SSH CA: pubkey, known-hosts PATTERNS, sign-host\n"
     "  log ...      the signed store: keygen, init, annotate, checkpoint, entry, prove\n"
     "  verify       verify a whole store (and that it extends a saved checkpoint)\n"
+    "  sessions     list recorded sessions (--user, --target, --since, --json)\n"
+    "  replay S     play session S back on this terminal (escape sequences filtered)\n"
+    "  watch S      follow a live session as it is recorded\n"
+    "  export S     write session S as an asciicast v2 file (--format asciicast)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
 
 }  // namespace
@@ -51,6 +56,10 @@ int main(int argc, char** argv) {
     if (args[0] == "show") return jitgate::cli::RunShow(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "approve") return jitgate::cli::RunApprove(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "deny") return jitgate::cli::RunDeny(rest, jitgate::cli::DefaultApproverIo());
+    if (args[0] == "sessions") return jitgate::cli::RunSessions(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "replay") return jitgate::cli::RunReplay(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "watch") return jitgate::cli::RunWatch(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "export") return jitgate::cli::RunExport(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
       std::cout << kUsage;
       return 0;

@@ -163,7 +163,7 @@ TEST(BuildRequestFieldsTest, FromSudoArrays) {
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(*f,
             (wire::RequestFields{"sudo", "alice", "postgres", "db1", "", "/dev/pts/3",
-                                 "/usr/bin/systemctl restart nginx", "/var/lib/postgresql", ""}));
+                                 "/usr/bin/systemctl restart nginx", "/var/lib/postgresql", "", "", 0}));
 }
 
 TEST(BuildRequestFieldsTest, Fallbacks) {

@@ -1,6 +1,7 @@
 #include "core/base/text.h"
 
 #include <cstdio>
+#include <ctime>
 
 namespace jitgate {
 
@@ -84,6 +85,24 @@ std::string FormatSeconds(int64_t seconds) {
   if (m > 0) out += std::to_string(m) + "m";
   if (s > 0 || out.empty()) out += std::to_string(s) + "s";
   return out;
+}
+
+
+std::string FormatRfc3339Nanos(int64_t unix_nanos) {
+  int64_t secs = unix_nanos / 1'000'000'000;
+  int64_t nanos = unix_nanos % 1'000'000'000;
+  if (nanos < 0) {
+    nanos += 1'000'000'000;
+    --secs;
+  }
+  const time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) == nullptr) return "";
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof(frac), ".%09lldZ", static_cast<long long>(nanos));
+  return std::string(buf, n) + frac;
 }
 
 }  // namespace jitgate

@@ -33,6 +33,10 @@ std::string EscapeForTerminal(std::string_view s);
 // "45s", "5m", "4m30s", "1h2m3s"; negative counts as 0.
 std::string FormatSeconds(int64_t seconds);
 
+// FormatRfc3339Nanos: UTC with nanoseconds, "2024-01-01T00:00:00.000000000Z"
+// (the audit log's time format); "" if the time cannot be represented.
+std::string FormatRfc3339Nanos(int64_t unix_nanos);
+
 }  // namespace jitgate
 
 #endif  // JITGATE_CORE_BASE_TEXT_H_

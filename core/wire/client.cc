@@ -128,6 +128,17 @@ Status Client::Send(const Message& m, const Deadline& deadline) {
 }
 
 StatusOr<Message> Client::Receive(const Deadline& deadline) {
+  return ReceiveImpl(&deadline);
+}
+
+StatusOr<std::optional<Message>> Client::Poll() {
+  StatusOr<Message> m = ReceiveImpl(nullptr);
+  if (m.ok()) return std::optional<Message>(std::move(*m));
+  if (m.status().code() == StatusCode::kResourceExhausted && fd_) return std::optional<Message>();
+  return m.status();
+}
+
+StatusOr<Message> Client::ReceiveImpl(const Deadline* deadline) {
   if (!fd_) return FailedPreconditionError("connection to jitgate broker at " + path_ + " is closed");
   while (!reader_.HasFrame()) {
     StatusOr<FrameReader::ReadResult> r = reader_.ReadFrom(fd_.get());
@@ -147,7 +158,10 @@ StatusOr<Message> Client::Receive(const Deadline& deadline) {
             "jitgate broker at " + path_ + " closed the connection" +
             (reader_.AtBoundary() ? std::string() : std::string(" in the middle of a message"))));
       case FrameReader::ReadResult::kWouldBlock: {
-        StatusOr<bool> ready = WaitFor(fd_.get(), POLLIN, deadline);
+        // Poll(): nothing complete yet is not an error (kResourceExhausted
+        // is the private signal to Poll, never returned to callers).
+        if (deadline == nullptr) return ResourceExhaustedError("no message yet");
+        StatusOr<bool> ready = WaitFor(fd_.get(), POLLIN, *deadline);
         if (!ready.ok()) return Fail(ready.status());
         if (!*ready) return Fail(DeadlineExceededError("timed out waiting for jitgate broker at " + path_));
         break;

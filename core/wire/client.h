@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -66,6 +67,10 @@ class Client {
   // as a Message (the caller decides what it means), not as a Status.
   StatusOr<Message> Receive(const Deadline& deadline);
 
+  // Returns the next message if one has arrived completely, nullopt if not,
+  // without waiting (for callers that poll the fd with other work). Fails
+  // like Receive on a lost connection or a bad message.
+  StatusOr<std::optional<Message>> Poll();
   // Send, then Receive.
   StatusOr<Message> Call(const Message& m, const Deadline& deadline);
 
@@ -82,6 +87,8 @@ class Client {
  private:
   Client(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   Status Handshake(const Deadline& deadline, std::string_view client_name);
+  // Receive; with deadline null, kResourceExhausted instead of waiting.
+  StatusOr<Message> ReceiveImpl(const Deadline* deadline);
   // Closes and returns s.
   Status Fail(Status s);
 

@@ -181,7 +181,7 @@ TEST(ClientTest, MalformedBodyFromTheBrokerIsDataLoss) {
 TEST(ClientTest, OutOfStateMessageFromTheBrokerIsDataLoss) {
   FakeBroker broker([](int fd) {
     (void)ServerRead(fd);
-    ServerWrite(fd, Decision{"7f3a9c02e1", {}, Outcome::kApproved, {"bob"}, "", "", 1});
+    ServerWrite(fd, Decision{"7f3a9c02e1", {}, Outcome::kApproved, {"bob"}, "", "", 1, ""});
   });
   EXPECT_THAT(Client::Connect(broker.path(), Soon(), "test-client").status(),
               StatusIs(StatusCode::kDataLoss,
@@ -205,7 +205,7 @@ TEST(ClientTest, RequesterFlowEndToEnd) {
                                     "1 of oncall", 300});
     ServerWrite(fd, StatusUpdate{0, 1, 299, "notified bob"});
     ServerWrite(fd, Decision{"7f3a9c02e1", RequestDigest(recorded), Outcome::kApproved, {"bob"},
-                             "ok", "approved by bob", 1767227400});
+                             "ok", "approved by bob", 1767227400, ""});
   });
   ASSERT_OK_AND_ASSIGN(Client c, Client::Connect(broker.path(), Soon(), "test-client"));
   EXPECT_EQ(c.hello_ack().server_id, "fake-broker");

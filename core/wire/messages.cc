@@ -68,6 +68,15 @@ class Encoder {
     if (std::string p = KindProblem(kind, s); !p.empty()) return Fail(field, p);
     w_.PutU32Prefixed(s);
   }
+  // Binary data: NUL allowed, 1..cap bytes.
+  void Blob(const char* field, const Bytes& b, size_t cap) {
+    if (!ok()) return;
+    if (b.empty()) return Fail(field, "must not be empty");
+    if (b.size() > cap) {
+      return Fail(field, std::to_string(b.size()) + " bytes exceeds the cap of " + std::to_string(cap));
+    }
+    w_.PutU32Prefixed(ByteSpan(b));
+  }
   template <size_t N>
   void Fixed(const char*, const std::array<uint8_t, N>& a) { if (ok()) w_.PutBytes(ByteSpan(a)); }
   template <typename T, typename Each>
@@ -145,6 +154,18 @@ class Decoder {
     if (!raw.empty() && std::memchr(raw.data(), 0, raw.size()) != nullptr) return Fail(field, "contains a NUL byte");
     if (!r_.GetU32PrefixedString(&s, cap)) return Truncated(field);
     if (std::string p = KindProblem(kind, s); !p.empty()) return Fail(field, p);
+  }
+  void Blob(const char* field, Bytes& b, size_t cap) {
+    if (!ok()) return;
+    uint32_t len = 0;
+    if (!r_.GetU32(&len)) return Truncated(field);
+    if (len > cap) {
+      return Fail(field, "length " + std::to_string(len) + " exceeds the cap of " + std::to_string(cap));
+    }
+    if (len == 0) return Fail(field, "must not be empty");
+    ByteSpan raw;
+    if (!r_.GetBytes(len, &raw)) return Truncated(field);
+    b.assign(raw.begin(), raw.end());
   }
   template <size_t N>
   void Fixed(const char* field, std::array<uint8_t, N>& a) {
@@ -339,6 +360,41 @@ void Layout(IO& io, M& m) {
     io.Str("certificate", m.certificate, kMaxCertificateField, StrKind::kNonEmpty);
   } else if constexpr (std::is_same_v<T, GetCaInfo>) {
     // Empty body.
+  } else if constexpr (std::is_same_v<T, OpenSession>) {
+    io.Str("session", m.session, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+    io.Str("recorder", m.recorder, kMaxNameField, StrKind::kNonEmpty);
+    io.Str("request_id", m.request_id, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+    io.Str("user", m.user, kMaxNameField, StrKind::kNonEmpty);
+    io.Str("remote_addr", m.remote_addr, kMaxAddressField);
+    io.Str("host", m.host, kMaxNameField, StrKind::kNonEmpty);
+    io.Str("target", m.target, kMaxNameField);
+    io.Str("login", m.login, kMaxNameField, StrKind::kNonEmpty);
+    io.Str("command", m.command, kMaxCommandField);
+    io.Str("term", m.term, kMaxNameField);
+    io.U16("cols", m.cols);
+    io.U16("rows", m.rows);
+    io.U64("start_unix_nanos", m.start_unix_nanos);
+    io.U64("cert_serial", m.cert_serial);
+  } else if constexpr (std::is_same_v<T, SessionOpened>) {
+    io.Str("session", m.session, kMaxRequestIdLength, StrKind::kId);
+    io.U64("next_index", m.next_index);
+  } else if constexpr (std::is_same_v<T, SessionData>) {
+    io.Blob("chunk", m.chunk, kMaxSessionChunk);
+  } else if constexpr (std::is_same_v<T, SessionAck>) {
+    io.U64("next_index", m.next_index);
+  } else if constexpr (std::is_same_v<T, CloseSession>) {
+    io.U64("end_unix_nanos", m.end_unix_nanos);
+    io.Bool("has_exit_status", m.has_exit_status);
+    io.U32("exit_status", m.exit_status);
+    io.Str("exit_signal", m.exit_signal, kMaxLabelField);
+    io.Str("end_reason", m.end_reason, kMaxLabelField);
+    io.U64("chunks", m.chunks);
+    io.U64("bytes_in", m.bytes_in);
+    io.U64("bytes_out", m.bytes_out);
+    io.Check(m.has_exit_status || m.exit_status == 0,
+             "field exit_status: must be 0 when has_exit_status is 0");
+  } else if constexpr (std::is_same_v<T, SessionClosed>) {
+    io.U64("chunks", m.chunks);
   } else if constexpr (std::is_same_v<T, CaInfo>) {
     io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
     io.U32("max_ttl_seconds", m.max_ttl_seconds);
@@ -417,6 +473,12 @@ StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body) {
       case MessageType::kHostCertificate: return DecodeAs<HostCertificate>(body);
       case MessageType::kGetCaInfo: return DecodeAs<GetCaInfo>(body);
       case MessageType::kCaInfo: return DecodeAs<CaInfo>(body);
+      case MessageType::kOpenSession: return DecodeAs<OpenSession>(body);
+      case MessageType::kSessionOpened: return DecodeAs<SessionOpened>(body);
+      case MessageType::kSessionData: return DecodeAs<SessionData>(body);
+      case MessageType::kSessionAck: return DecodeAs<SessionAck>(body);
+      case MessageType::kCloseSession: return DecodeAs<CloseSession>(body);
+      case MessageType::kSessionClosed: return DecodeAs<SessionClosed>(body);
     }
     return InvalidArgumentError("unknown message type");
   }();

@@ -254,12 +254,74 @@ struct CaInfo {
   friend bool operator==(const CaInfo&, const CaInfo&) = default;
 };
 
+// Session recording (docs/protocol.md §4.4): a recorder (the bastion's
+// session process, jitgate-rec) streams a session's transcript chunks to the
+// broker, which appends them to the store and acknowledges what is durable.
+
+struct OpenSession {
+  static constexpr MessageType kType = MessageType::kOpenSession;
+  std::string session;     // "" = a new session; else resume that session
+  std::string recorder;    // "bastion", "jitgate-rec"
+  std::string request_id;  // the approval the session runs under, or ""
+  std::string user;
+  std::string remote_addr;
+  std::string host;
+  std::string target;
+  std::string login;
+  std::string command;  // "" for a shell
+  std::string term;
+  uint16_t cols = 0;
+  uint16_t rows = 0;
+  uint64_t start_unix_nanos = 0;
+  uint64_t cert_serial = 0;
+  friend bool operator==(const OpenSession&, const OpenSession&) = default;
+};
+
+struct SessionOpened {
+  static constexpr MessageType kType = MessageType::kSessionOpened;
+  std::string session;
+  uint64_t next_index = 0;  // the first chunk the broker does not have
+  friend bool operator==(const SessionOpened&, const SessionOpened&) = default;
+};
+
+struct SessionData {
+  static constexpr MessageType kType = MessageType::kSessionData;
+  Bytes chunk;  // one encoded transcript chunk (recorder/recording.h)
+  friend bool operator==(const SessionData&, const SessionData&) = default;
+};
+
+struct SessionAck {
+  static constexpr MessageType kType = MessageType::kSessionAck;
+  uint64_t next_index = 0;  // every chunk below this is durable in the store
+  friend bool operator==(const SessionAck&, const SessionAck&) = default;
+};
+
+struct CloseSession {
+  static constexpr MessageType kType = MessageType::kCloseSession;
+  uint64_t end_unix_nanos = 0;
+  bool has_exit_status = false;
+  uint32_t exit_status = 0;
+  std::string exit_signal;  // "TERM" or ""
+  std::string end_reason;   // "closed", "expired", ...
+  uint64_t chunks = 0;      // chunks sent in all
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  friend bool operator==(const CloseSession&, const CloseSession&) = default;
+};
+
+struct SessionClosed {
+  static constexpr MessageType kType = MessageType::kSessionClosed;
+  uint64_t chunks = 0;  // chunks recorded
+  friend bool operator==(const SessionClosed&, const SessionClosed&) = default;
+};
+
 // Any message of protocol version 1.
 using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
                              RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
                              RequestList, GetRequest, RequestInfo, Approve, Deny, Follow,
                              ListCerts, CertList, Revoke, SignHostKey, HostCertificate, GetCaInfo,
-                             CaInfo>;
+                             CaInfo, OpenSession, SessionOpened, SessionData, SessionAck,
+                             CloseSession, SessionClosed>;
 
 // The wire type of m.
 MessageType TypeOf(const Message& m);

@@ -49,7 +49,7 @@ TEST(MessagesTest, SamplesCoverEveryType) {
   int known = 0;
   for (int t = 0; t < 256; ++t) known += IsKnownMessageType(uint8_t(t));
   EXPECT_EQ(seen.size(), size_t(known));
-  EXPECT_EQ(known, 25);
+  EXPECT_EQ(known, 31);
 }
 
 TEST(MessagesTest, EveryMessageRoundTripsThroughAFrame) {
@@ -111,7 +111,7 @@ TEST(MessagesTest, TrailingBytesAreRejected) {
 }
 
 TEST(MessagesTest, UnknownTypeIsRejected) {
-  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x7f, 0xff}) {
+  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x36, 0x7f, 0xff}) {
     EXPECT_THAT(DecodeMessage(t, {}).status(),
                 StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown message type")));
   }
@@ -238,7 +238,7 @@ TEST(MessagesTest, EnumsOutOfRangeAreRejected) {
               StatusIs(StatusCode::kInvalidArgument, "Error: field code: unknown value 0"));
 
   // Decision.outcome follows id (4 + 10) and digest (32).
-  Decision d{"7f3a9c02e1", {}, Outcome::kDenied, {}, "", "denied", 0};
+  Decision d{"7f3a9c02e1", {}, Outcome::kDenied, {}, "", "denied", 0, ""};
   for (uint8_t v : {0, 6, 255}) {
     EXPECT_THAT(DecodeStatus(MessageType::kDecision, Patched(d, 46, v)),
                 StatusIs(StatusCode::kInvalidArgument,
@@ -315,6 +315,27 @@ TEST(MessagesTest, HostSigningNeedsPrincipalsAndCertsASerial) {
               StatusIs(StatusCode::kInvalidArgument, "CertList: field serial: must not be 0"));
 }
 
+TEST(MessagesTest, SessionChunksAreBinaryAndCapped) {
+  // Chunks carry raw bytes: NUL is fine, empty and over-cap are not.
+  SessionData d{Bytes{0, 0, 0}};
+  ASSERT_OK_AND_ASSIGN(Bytes frame, EncodeMessage(d));
+  EXPECT_OK(DecodeMessage(uint8_t(MessageType::kSessionData), ByteSpan(frame).subspan(5)).status());
+  EXPECT_THAT(EncodeMessage(SessionData{}).status(),
+              StatusIs(StatusCode::kInvalidArgument, "SessionData: field chunk: must not be empty"));
+  EXPECT_THAT(EncodeMessage(SessionData{Bytes(kMaxSessionChunk + 1, 'x')}).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("61441 bytes exceeds the cap of 61440")));
+  ByteWriter w;
+  w.PutU32(0xffffffff);
+  EXPECT_THAT(DecodeStatus(MessageType::kSessionData, w.Release()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SessionData: field chunk: length 4294967295 exceeds the cap of 61440"));
+  EXPECT_THAT(EncodeMessage(CloseSession{0, false, 3, "", "", 0, 0, 0}).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("must be 0 when has_exit_status is 0")));
+  OpenSession o = testonly::SampleOpenSession();
+  o.session = "NOT-AN-ID";
+  EXPECT_THAT(EncodeMessage(o).status(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("field session")));
+}
+
 TEST(MessagesTest, DigestOfRequestsWithoutAKeyIsUnchanged) {
   // The value RequestDigest gave before public_key and ttl_seconds existed:
   // label, then the nine strings, nothing after.
@@ -385,7 +406,7 @@ TEST(MessagesTest, CrossFieldInvariants) {
                        "Hello: versions: need 1 <= min_version <= max_version"));
   EXPECT_THAT(EncodeMessage(HelloAck{0, "x"}).status(),
               StatusIs(StatusCode::kInvalidArgument, "HelloAck: field version: must be at least 1"));
-  Decision d{"7f3a9c02e1", {}, Outcome::kDenied, {"carol"}, "", "denied", 5};
+  Decision d{"7f3a9c02e1", {}, Outcome::kDenied, {"carol"}, "", "denied", 5, ""};
   EXPECT_THAT(EncodeMessage(d).status(),
               StatusIs(StatusCode::kInvalidArgument,
                        "Decision: field valid_until: must be 0 unless approved"));

@@ -14,6 +14,8 @@ std::string_view ConnStateName(ConnState s) {
     case ConnState::kCancelling: return "CANCELLING";
     case ConnState::kReply: return "REPLY";
     case ConnState::kFollowing: return "FOLLOWING";
+    case ConnState::kRecording: return "RECORDING";
+    case ConnState::kClosing: return "CLOSING";
     case ConnState::kDone: return "DONE";
   }
   return "?";
@@ -71,6 +73,10 @@ Status ProtocolState::OnClientMessage(const Message& m) {
         case MessageType::kGetCaInfo:
           Expect(MessageType::kCaInfo, false);
           return OkStatus();
+        case MessageType::kOpenSession:
+          Expect(MessageType::kSessionOpened, false);
+          then_record_ = true;
+          return OkStatus();
         default:
           break;
       }
@@ -94,10 +100,18 @@ Status ProtocolState::OnClientMessage(const Message& m) {
     case ConnState::kDone:
       if (type == MessageType::kCancel) return OkStatus();  // crossed the Decision
       break;
+    case ConnState::kRecording:
+      if (type == MessageType::kSessionData) return OkStatus();
+      if (type == MessageType::kCloseSession) {
+        state_ = ConnState::kClosing;
+        return OkStatus();
+      }
+      break;
     case ConnState::kSubmitted:
     case ConnState::kCancelling:
     case ConnState::kReply:
     case ConnState::kFollowing:
+    case ConnState::kClosing:
       break;
   }
   return Violation(type);
@@ -122,12 +136,15 @@ Status ProtocolState::OnServerMessage(const Message& m) {
         // no non-fatal failure.
         state_ = in_hello_ ? ConnState::kDone : ConnState::kReady;
         in_hello_ = false;
+        then_record_ = false;
         return OkStatus();
       case ConnState::kSubmitted:
       case ConnState::kAwaitReason:
       case ConnState::kWaiting:
       case ConnState::kCancelling:
-        state_ = ConnState::kDone;  // every requester Error is final
+      case ConnState::kRecording:
+      case ConnState::kClosing:
+        state_ = ConnState::kDone;  // every requester and recorder Error is final
         return OkStatus();
       default:
         return Violation(type);
@@ -136,9 +153,12 @@ Status ProtocolState::OnServerMessage(const Message& m) {
   switch (state_) {
     case ConnState::kReply:
       if (type != expect_) break;
-      state_ = then_follow_ ? ConnState::kFollowing : ConnState::kReady;
+      state_ = then_follow_   ? ConnState::kFollowing
+               : then_record_ ? ConnState::kRecording
+                              : ConnState::kReady;
       in_hello_ = false;
       then_follow_ = false;
+      then_record_ = false;
       return OkStatus();
     case ConnState::kSubmitted:
       if (type == MessageType::kNeedReason && may_need_reason_) {
@@ -165,6 +185,16 @@ Status ProtocolState::OnServerMessage(const Message& m) {
       break;
     case ConnState::kFollowing:
       if (type == MessageType::kRequestInfo) return OkStatus();
+      break;
+    case ConnState::kRecording:
+      if (type == MessageType::kSessionAck) return OkStatus();
+      break;
+    case ConnState::kClosing:
+      if (type == MessageType::kSessionAck) return OkStatus();
+      if (type == MessageType::kSessionClosed) {
+        state_ = ConnState::kDone;
+        return OkStatus();
+      }
       break;
     case ConnState::kAwaitHello:
     case ConnState::kReady:

@@ -26,6 +26,8 @@ enum class ConnState : uint8_t {
   kCancelling,   // Cancel sent; StatusUpdate* then Decision
   kReply,        // one broker reply owed (HelloAck, RequestList, RequestInfo)
   kFollowing,    // Follow snapshot sent; RequestInfo pushed until close
+  kRecording,    // SessionOpened: SessionData / CloseSession; SessionAck pushed
+  kClosing,      // CloseSession sent: SessionAck* then SessionClosed
   kDone,         // final answer or fatal error: nothing more; close
 };
 std::string_view ConnStateName(ConnState s);
@@ -56,6 +58,7 @@ class ProtocolState {
   MessageType expect_ = MessageType::kHelloAck;
   bool in_hello_ = false;      // kReply is for the Hello
   bool then_follow_ = false;   // kReply is the Follow snapshot
+  bool then_record_ = false;   // kReply is SessionOpened
   bool may_need_reason_ = false;  // kSubmitted came from SubmitRequest, not yet asked
 };
 

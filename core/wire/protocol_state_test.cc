@@ -20,8 +20,8 @@ struct Step {
 Step C(Message m, ConnState after) { return {true, std::move(m), after}; }
 Step S(Message m, ConnState after) { return {false, std::move(m), after}; }
 
-const Decision kApproved{"7f3a9c02e1", {}, Outcome::kApproved, {"bob"}, "", "approved by bob", 1};
-const Decision kCancelled{"7f3a9c02e1", {}, Outcome::kCancelled, {}, "", "cancelled", 0};
+const Decision kApproved{"7f3a9c02e1", {}, Outcome::kApproved, {"bob"}, "", "approved by bob", 1, ""};
+const Decision kCancelled{"7f3a9c02e1", {}, Outcome::kCancelled, {}, "", "cancelled", 0, ""};
 const RequestAccepted kAccepted{"7f3a9c02e1", {}, {}, "1 of oncall", 300};
 
 // Runs the steps on a fresh state; every one must be allowed.
@@ -93,6 +93,19 @@ TEST(ProtocolStateTest, AllowedConversations) {
             C(GetCaInfo{}, CS::kReply), S(Error{ErrorCode::kNoCa, "no ca"}, CS::kReady),
             C(GetCaInfo{}, CS::kReply), S(CaInfo{testonly::SamplePublicKey(), 3600, 1, ""}, CS::kReady)}),
       __LINE__);
+  // Recording: open, stream with acks pushed at any time, close.
+  Converse(Plus(Handshake(),
+           {C(testonly::SampleOpenSession(), CS::kReply), S(SessionOpened{"s1", 0}, CS::kRecording),
+            C(SessionData{Bytes{1}}, CS::kRecording), C(SessionData{Bytes{2}}, CS::kRecording),
+            S(SessionAck{1}, CS::kRecording), C(CloseSession{}, CS::kClosing),
+            S(SessionAck{2}, CS::kClosing), S(SessionClosed{2}, CS::kDone)}),
+      __LINE__);
+  // A refused open leaves the connection ready; an error while recording ends it.
+  Converse(Plus(Handshake(),
+           {C(OpenSession{}, CS::kReply), S(Error{ErrorCode::kPermissionDenied, "no"}, CS::kReady),
+            C(OpenSession{}, CS::kReply), S(SessionOpened{"s1", 0}, CS::kRecording),
+            S(Error{ErrorCode::kInvalidRequest, "chunk 3 out of order"}, CS::kDone)}),
+      __LINE__);
   // Follow: snapshot, then pushes.
   Converse(Plus(Handshake(), {C(Follow{}, CS::kReply), S(RequestList{}, CS::kFollowing),
                          S(testonly::SampleInfo(), CS::kFollowing),
@@ -162,6 +175,14 @@ TEST(ProtocolStateTest, WrongStateIsRefused) {
   Refused(Handshake(), S(CaInfo{}, x), "state machine error: CaInfo not allowed in state READY", __LINE__);
   Refused(Plus(Handshake(), {C(SubmitRequest{}, x), S(kAccepted, x)}), C(Revoke{}, x),
           "state machine error: Revoke not allowed in state WAITING", __LINE__);
+  Refused(Plus(Handshake(), {C(OpenSession{}, x), S(SessionOpened{"s1", 0}, x)}),
+          C(ListRequests{}, x), "state machine error: ListRequests not allowed in state RECORDING",
+          __LINE__);
+  Refused(Plus(Handshake(), {C(OpenSession{}, x), S(SessionOpened{"s1", 0}, x), C(CloseSession{}, x)}),
+          C(SessionData{Bytes{1}}, x), "state machine error: SessionData not allowed in state CLOSING",
+          __LINE__);
+  Refused(Handshake(), S(SessionAck{}, x), "state machine error: SessionAck not allowed in state READY",
+          __LINE__);
   // Direction.
   Refused({}, C(HelloAck{}, x), "state machine error: HelloAck is a broker message", __LINE__);
   Refused({}, S(Hello{}, x), "state machine error: Hello is a client message", __LINE__);

@@ -7,7 +7,8 @@ namespace jitgate::wire {
 
 bool IsKnownMessageType(uint8_t type) {
   return (type >= 0x01 && type <= 0x03) || (type >= 0x10 && type <= 0x17) ||
-         (type >= 0x20 && type <= 0x2d);
+         (type >= 0x20 && type <= 0x2d) ||
+         (type >= 0x30 && type <= 0x35);
 }
 
 std::string MessageTypeName(uint8_t type) {
@@ -37,6 +38,12 @@ std::string MessageTypeName(uint8_t type) {
     case MessageType::kHostCertificate: return "HostCertificate";
     case MessageType::kGetCaInfo: return "GetCaInfo";
     case MessageType::kCaInfo: return "CaInfo";
+    case MessageType::kOpenSession: return "OpenSession";
+    case MessageType::kSessionOpened: return "SessionOpened";
+    case MessageType::kSessionData: return "SessionData";
+    case MessageType::kSessionAck: return "SessionAck";
+    case MessageType::kCloseSession: return "CloseSession";
+    case MessageType::kSessionClosed: return "SessionClosed";
   }
   char buf[16];
   std::snprintf(buf, sizeof(buf), "type 0x%02x", unsigned(type));
@@ -59,6 +66,9 @@ bool IsClientToServer(MessageType type) {
     case MessageType::kRevoke:
     case MessageType::kSignHostKey:
     case MessageType::kGetCaInfo:
+    case MessageType::kOpenSession:
+    case MessageType::kSessionData:
+    case MessageType::kCloseSession:
       return true;
     default:
       return false;

@@ -36,6 +36,7 @@ inline constexpr uint16_t kDefaultListLimit = 100;
 inline constexpr uint32_t kResumeGraceSeconds = 30;
 inline constexpr size_t kMaxCertificateField = 16 * 1024;  // "type-cert-v01@openssh.com base64"
 inline constexpr size_t kMaxCertPrincipals = 32;
+inline constexpr size_t kMaxSessionChunk = 60 * 1024;  // recorder::kMaxChunkBody
 
 enum class MessageType : uint8_t {
   kHello = 0x01,
@@ -63,6 +64,12 @@ enum class MessageType : uint8_t {
   kHostCertificate = 0x2b,
   kGetCaInfo = 0x2c,
   kCaInfo = 0x2d,
+  kOpenSession = 0x30,
+  kSessionOpened = 0x31,
+  kSessionData = 0x32,
+  kSessionAck = 0x33,
+  kCloseSession = 0x34,
+  kSessionClosed = 0x35,
 };
 
 // True for the 18 types of protocol version 1.

@@ -61,6 +61,23 @@ inline CertInfo SampleCert() {
   return c;
 }
 
+inline OpenSession SampleOpenSession() {
+  OpenSession o;
+  o.recorder = "bastion";
+  o.request_id = "7f3a9c02";
+  o.user = "alice";
+  o.remote_addr = "10.0.0.7";
+  o.host = "bastion1";
+  o.target = "db1";
+  o.login = "root";
+  o.term = "xterm-256color";
+  o.cols = 120;
+  o.rows = 40;
+  o.start_unix_nanos = 1767225600123456789;
+  o.cert_serial = 42;
+  return o;
+}
+
 inline ResumeToken SampleToken() {
   ResumeToken t;
   for (size_t i = 0; i < t.size(); ++i) t[i] = uint8_t(0xa0 + i);
@@ -163,6 +180,12 @@ inline std::vector<Message> SampleMessages() {
   out.push_back(HostCertificate{7, "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t"});
   out.push_back(GetCaInfo{});
   out.push_back(CaInfo{SamplePublicKey(), 3600, 4, "/var/lib/jitgate/ca.krl"});
+  out.push_back(SampleOpenSession());
+  out.push_back(SessionOpened{"k3n8v2x9q4m1", 0});
+  out.push_back(SessionData{Bytes{'J', 'G', 'T', '1', 0, 0x0c, 1, 2, 3}});
+  out.push_back(SessionAck{17});
+  out.push_back(CloseSession{1767226200000000000, true, 0, "", "closed", 17, 1024, 65536});
+  out.push_back(SessionClosed{17});
   return out;
 }
 
