@@ -146,7 +146,7 @@ StatusOr<BrokerSettings> ParseBroker(const Node* node) {
   BrokerSettings b;
   if (node == nullptr) return b;
   RETURN_IF_ERROR(
-      config::CheckKeys(*node, {"socket", "state_dir", "submitters"}));
+      config::CheckKeys(*node, {"socket", "state_dir", "submitters", "recorder_group"}));
   ASSIGN_OR_RETURN(b.socket, OptionalPath(*node, "socket", b.socket));
   if (b.socket.size() > kMaxSocketPath) {
     return Error(*Find(*node, "socket"), "socket path is longer than " +
@@ -156,6 +156,10 @@ StatusOr<BrokerSettings> ParseBroker(const Node* node) {
   ASSIGN_OR_RETURN(b.state_dir, OptionalPath(*node, "state_dir", b.state_dir));
   if (const Node* s = Find(*node, "submitters")) {
     ASSIGN_OR_RETURN(b.submitters, UserListOf(*s));
+  }
+  ASSIGN_OR_RETURN(b.recorder_group, config::GetString(*node, "recorder_group", ""));
+  if (const Node* g = Find(*node, "recorder_group"); g != nullptr && !IsIdentifier(b.recorder_group)) {
+    return Error(*g, "bad group name " + Quote(b.recorder_group) + " (" + kIdentifierRule + ")");
   }
   return b;
 }

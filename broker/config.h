@@ -74,6 +74,9 @@ struct BrokerSettings {
   std::string socket = kDefaultSocketPath;
   std::string state_dir = kDefaultStateDir;
   std::vector<std::string> submitters = {"root"};
+  // Processes running with this effective group (a setgid jitgate-rec) may
+  // record sessions of their own user; "" = only root and submitters record.
+  std::string recorder_group;
 };
 
 struct StoreSettings {

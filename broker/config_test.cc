@@ -199,7 +199,7 @@ const RejectCase kRejectCases[] = {
      "t.yaml:1: 'policies': expected a list, got null"},
     {__LINE__, "broker:\n  sockett: /x\npolicies: []\n",
      "t.yaml:2: unknown key 'sockett' in 'broker' (expected one of: socket, "
-     "state_dir, submitters)"},
+     "state_dir, submitters, recorder_group)"},
     {__LINE__, "broker: [x]\npolicies: []\n",
      "t.yaml:1: 'broker': expected a mapping, got a list"},
     {__LINE__, "broker:\n  submitters: root\npolicies: []\n",
@@ -283,6 +283,9 @@ const RejectCase kRejectCases[] = {
     {__LINE__, "policies:\n  - name: a\n    aprove: auto\n",
      "t.yaml:3: unknown key 'aprove' in 'policies[0]' (expected one of: name, "
      "match, approve, approvers, quorum, reason, timeout, ttl, cert)"},
+    {__LINE__, "broker:\n  recorder_group: 'rec group'\npolicies: []\n",
+     "t.yaml:2: 'broker.recorder_group': bad group name 'rec group' (letters, digits, '_', '.' "
+     "and '-', at most 64 bytes)"},
     {__LINE__, "ca:\n  key: /ca\n  clock_skew: 11m\npolicies: []\n",
      "t.yaml:3: 'ca.clock_skew': must be from 0s to 10m, got '11m'"},
     {__LINE__, "ca:\n  key: /ca\n  krl: ca.krl\npolicies: []\n",

@@ -1518,6 +1518,16 @@ void Server::OnGetCaInfo(Conn& c) {
 
 namespace {
 
+std::optional<gid_t> GidOfGroup(const std::string& name) {
+  group gr;
+  group* result = nullptr;
+  std::vector<char> buf(16384);
+  if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &result) != 0 || result == nullptr) {
+    return std::nullopt;
+  }
+  return gr.gr_gid;
+}
+
 StatusOr<std::string> RandomSessionId() {
   // 12 characters of [0-9a-z] (60 bits): distinct from request ids (8).
   static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -1577,9 +1587,21 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
   bool submitter = c.peer.uid == 0 ||
                    std::find(config_.broker.submitters.begin(), config_.broker.submitters.end(),
                              c.peer.user) != config_.broker.submitters.end();
-  if (!submitter) {
+  // A setgid recorder (broker.recorder_group) records its own user's
+  // sessions only: the user cannot reach its connection, and cannot file a
+  // recording in anyone else's name.
+  bool own_recorder = false;
+  if (!submitter && !config_.broker.recorder_group.empty()) {
+    std::optional<gid_t> gid = GidOfGroup(config_.broker.recorder_group);
+    own_recorder = gid.has_value() && c.peer.gid == *gid && m.user == c.peer.user;
+  }
+  if (!submitter && !own_recorder) {
     SendError(c, wire::ErrorCode::kPermissionDenied,
-              c.peer_label + " may not record sessions (only root and broker.submitters)");
+              c.peer_label + " may not record " +
+                  (config_.broker.recorder_group.empty()
+                       ? std::string("sessions (only root and broker.submitters)")
+                       : "this session (root, broker.submitters, or a broker.recorder_group "
+                         "process for its own user)"));
     return;
   }
   if (!m.session.empty()) {

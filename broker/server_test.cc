@@ -8,7 +8,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
@@ -64,7 +67,7 @@ class BrokerServerTest : public ::testing::Test {
     socket_ = dir_.Join("run/jitgated.sock");
     std::string yaml = "broker:\n  socket: " + socket_ + "\n  state_dir: " + dir_.path() +
                        "\n  submitters: [" + (submitters.empty() ? Me() : submitters) +
-                       "]\nstore:\n  dir: " + dir_.Join("store") + "\n  key: " +
+                       "]\n" + broker_extra_ + "store:\n  dir: " + dir_.Join("store") + "\n  key: " +
                        dir_.Join("log.key") + "\n" + ca_yaml_ + approvers_and_policies;
     StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
     ASSERT_OK(config.status());
@@ -132,7 +135,8 @@ class BrokerServerTest : public ::testing::Test {
   std::thread thread_;
   Status run_status_;
   int64_t grace_nanos_ = 30'000'000'000;
-  std::string ca_yaml_;  // a `ca:` section, or ""
+  std::string ca_yaml_;       // a `ca:` section, or ""
+  std::string broker_extra_;  // more `broker:` keys, each "  key: value\n"
   std::unique_ptr<CertAuthority> ca_;
 };
 
@@ -921,6 +925,44 @@ TEST_F(BrokerRecordingTest, RecordingClientFailsClosedWithoutABroker) {
   o.connect_timeout_ms = 1000;
   EXPECT_THAT(recorder::RecordingClient::Open(o, Open()).status(),
               ::jitgate::testing::StatusIs(StatusCode::kUnavailable, HasSubstr("unreachable")));
+}
+
+// A process of broker.recorder_group (a setgid jitgate-rec) may record its
+// own user's sessions and nobody else's; other users may not record at all.
+TEST_F(BrokerRecordingTest, RecorderGroupRecordsOnlyItsOwnUser) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run a child as nobody:nogroup";
+  group* ng = ::getgrnam("nogroup");
+  passwd* nobody = ::getpwnam("nobody");
+  if (ng == nullptr || nobody == nullptr) GTEST_SKIP() << "no nobody/nogroup on this machine";
+  const gid_t nogroup = ng->gr_gid;
+  const uid_t nobody_uid = nobody->pw_uid;
+  broker_extra_ = "  recorder_group: nogroup\n";
+  Start("policies: []\n");
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  // Runs as uid/gid in a child; returns the code of the broker's answer to
+  // OpenSession for `user` (0 = SessionOpened).
+  auto open_as = [&](uid_t uid, gid_t gid, const std::string& user) -> int {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(100);
+      StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+      if (!c.ok()) _exit(101);
+      wire::OpenSession o = Open();
+      o.user = user;
+      StatusOr<wire::Message> m = c->Call(o, Soon());
+      if (!m.ok()) _exit(102);
+      if (std::holds_alternative<wire::SessionOpened>(*m)) _exit(0);
+      if (auto* e = std::get_if<wire::Error>(&*m)) _exit(static_cast<int>(e->code));
+      _exit(103);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  EXPECT_EQ(open_as(nobody_uid, nogroup, "nobody"), 0);
+  EXPECT_EQ(open_as(nobody_uid, nogroup, "alice"), int(wire::ErrorCode::kPermissionDenied));
+  EXPECT_EQ(open_as(nobody_uid, nobody->pw_gid == nogroup ? 1 : nobody->pw_gid, "nobody"),
+            int(wire::ErrorCode::kPermissionDenied));
 }
 
 }  // namespace
