@@ -1,0 +1,108 @@
+// RunRelay: runs one command and relays its terminal (or its stdin, stdout
+// and stderr) to the caller's descriptors, handing every byte that crosses to
+// a record callback. The I/O loop of jitgate-rec (PRODUCT.md F5, modelled on
+// tlog-rec-session), kept apart from the broker connection so that it can be
+// tested with pipes, a pty and a callback that collects records.
+//
+// With use_pty the child runs on a new pty (openpty, fork, login_tty): the
+// window size and termios of in_fd (if it is a tty) are copied to it, in_fd
+// is put in raw mode for the duration (restored on every return path), and
+// SIGWINCH resizes the pty and records a kResize. Without use_pty the child
+// gets three pipes; stdout and stderr stay separate (out_fd, err_fd) and are
+// both recorded as kOutput.
+//
+// Memory is bounded: at most one read (kRelayBufferSize) is pending per
+// direction, and nothing more is read from a source until it has been
+// written on. A callback that blocks (RecordingClient's window is full)
+// stops the loop, so the child is slowed down instead of buffered.
+//
+// Fail closed: if a callback returns an error, the child is sent SIGHUP,
+// then SIGKILL after kill_grace_ms, it is reaped, and the callback's error
+// is returned; nothing more is relayed.
+//
+// RunRelay installs handlers for SIGCHLD, SIGWINCH, SIGHUP and SIGTERM and
+// ignores SIGPIPE while it runs, restoring the previous dispositions before
+// it returns. It is therefore not thread-safe, and only one may run at a time
+// in a process. SIGHUP or SIGTERM to us hangs up the child (SIGHUP) and the
+// relay continues until it exits.
+#ifndef JITGATE_RECORDER_PTY_RELAY_H_
+#define JITGATE_RECORDER_PTY_RELAY_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "recorder/recording.h"
+
+namespace jitgate::recorder {
+
+inline constexpr size_t kRelayBufferSize = 16 * 1024;  // < kMaxRecordData
+
+struct RelayOptions {
+  // The program to execv and its argv (argv[0] may be "-bash" for a login
+  // shell). argv must not be empty.
+  std::string path;
+  std::vector<std::string> argv;
+  bool use_pty = true;
+  // The user's side. in_fd is only read, out_fd/err_fd only written; none is
+  // closed or made non-blocking. err_fd is unused with use_pty.
+  int in_fd = 0;
+  int out_fd = 1;
+  int err_fd = 2;
+  // use_pty and in_fd a tty: put in_fd in raw mode while relaying.
+  bool raw_input = true;
+  // use_pty and in_fd not a tty: the pty's window size (0 = leave alone).
+  uint16_t cols = 0, rows = 0;
+  // Record times are nanoseconds since `start` (default: when RunRelay is
+  // called); they never decrease.
+  std::optional<std::chrono::steady_clock::time_point> start;
+
+  // Called for every chunk of input (what the user typed or piped), output,
+  // and window change, in order, before the bytes are passed on.
+  std::function<Status(const Record&)> on_record;
+  // Called at most every flush_interval_ms while records are being produced,
+  // and once at the end (jitgate-rec: RecordingClient::Flush).
+  std::function<Status()> on_flush;
+  int64_t flush_interval_ms = 200;
+  // An extra descriptor to watch (jitgate-rec: RecordingClient::fd(), asked
+  // again on every turn since a reconnect changes it; -1 = none); on_readable
+  // is called when it is readable or hung up (RecordingClient::Poll).
+  std::function<int()> extra_fd;
+  std::function<Status()> on_extra_readable;
+  // After a failure: how long the child has between SIGHUP and SIGKILL.
+  int64_t kill_grace_ms = 1000;
+};
+
+struct RelayResult {
+  pid_t pid = -1;
+  bool signaled = false;   // killed by term_signal
+  int exit_status = 0;     // when !signaled
+  int term_signal = 0;     // when signaled
+  uint64_t bytes_in = 0;   // recorded as kInput
+  uint64_t bytes_out = 0;  // recorded as kOutput
+  // The shell convention: exit_status, or 128 + term_signal.
+  int ShellStatus() const { return signaled ? 128 + term_signal : exit_status; }
+};
+
+// Runs options.path under the relay until the child has exited and its
+// output has been drained (output still held by a background process that
+// outlives the child is read only as far as it is already available).
+// Errors: kInvalidArgument for bad options; the OS error if the pty, pipes
+// or fork fail (nothing has run then); the callbacks' first error (the child
+// has been killed and reaped). An exec failure in the child is exit status
+// 127 with a line on the child's stderr, like a shell.
+StatusOr<RelayResult> RunRelay(const RelayOptions& options);
+
+// SignalName returns "TERM" for SIGTERM and so on ("SIG" dropped), or the
+// number as text for a signal without a name.
+std::string SignalName(int sig);
+
+}  // namespace jitgate::recorder
+
+#endif  // JITGATE_RECORDER_PTY_RELAY_H_

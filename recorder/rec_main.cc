@@ -1,0 +1,254 @@
+// jitgate-rec: records a login session or a forced command into the broker's
+// store (PRODUCT.md F5; docs/jitgate-rec.md). Usable as a login shell or as
+// sshd's ForceCommand, like tlog-rec-session.
+//
+//   jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [-c COMMAND]
+//
+// Fail closed: nothing runs unless the broker has opened the session, and
+// the session is killed if recording breaks mid-way.
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/auxv.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/wire/messages.h"
+#include "recorder/pty_relay.h"
+#include "recorder/recording_client.h"
+
+namespace jitgate::recorder {
+namespace {
+
+constexpr char kDefaultSocket[] = "/run/jitgate/jitgated.sock";
+constexpr char kUsage[] =
+    "usage: jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [-c "
+    "COMMAND]\n";
+
+struct Args {
+  std::string socket;
+  std::string host;
+  std::string shell;
+  std::optional<std::string> command;
+  bool help = false;
+};
+
+// Parses argv by hand: as a login shell we are run with "-c CMD" by sshd and
+// must not choke on anything else it passes.
+bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto value = [&](std::string_view name, std::string* out) -> bool {
+      if (a == name) {
+        if (i + 1 >= argc) {
+          *error = std::string(name) + " needs a value";
+          return false;
+        }
+        *out = argv[++i];
+        return true;
+      }
+      if (a.size() > name.size() && a.substr(0, name.size()) == name &&
+          a[name.size()] == '=') {
+        *out = std::string(a.substr(name.size() + 1));
+        return true;
+      }
+      return false;
+    };
+    if (a == "-h" || a == "--help") {
+      args->help = true;
+    } else if (a == "-c") {
+      if (i + 1 >= argc) {
+        *error = "-c needs a command";
+        return false;
+      }
+      args->command = argv[++i];
+    } else if (value("--socket", &args->socket) ||
+               value("--host", &args->host) || value("--shell", &args->shell)) {
+      if (!error->empty()) return false;
+    } else {
+      if (error->empty()) *error = "unknown argument " + std::string(a);
+      return false;
+    }
+    if (!error->empty()) return false;
+  }
+  return true;
+}
+
+// A closed fd 0-2 would be reused by the broker socket or the pty and
+// receive the session's bytes.
+void SanitizeStdFds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0) {
+      int n = open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) {
+        dup2(n, fd);
+        close(n);
+      }
+    }
+  }
+}
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+const char* Env(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr ? v : "";
+}
+
+int64_t UnixNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Refuse(const std::string& reason) {
+  fprintf(stderr,
+          "jitgate-rec: session not recorded: %s; refusing to start it\n",
+          reason.c_str());
+  return 1;
+}
+
+int Main(int argc, char** argv) {
+  SanitizeStdFds();
+  Args args;
+  std::string error;
+  if (!ParseArgs(argc, argv, &args, &error)) {
+    fprintf(stderr, "jitgate-rec: %s\n%s", error.c_str(), kUsage);
+    return 2;
+  }
+  if (args.help) {
+    fputs(kUsage, stdout);
+    return 0;
+  }
+  // Setgid (broker.recorder_group): the user must not be able to point us
+  // at a broker of their own, so only the default socket is used.
+  bool secure = getauxval(AT_SECURE) != 0;
+  if (secure && !args.socket.empty()) {
+    fprintf(
+        stderr,
+        "jitgate-rec: --socket is not allowed when jitgate-rec is setgid\n");
+    return 2;
+  }
+  if (args.socket.empty()) {
+    const char* env = secure_getenv("JITGATE_SOCKET");
+    args.socket = env != nullptr && *env != '\0' ? env : kDefaultSocket;
+  }
+
+  errno = 0;
+  const passwd* pw = getpwuid(getuid());
+  if (pw == nullptr)
+    return Refuse("no passwd entry for uid " + std::to_string(getuid()));
+  std::string user = pw->pw_name;
+
+  // The shell: never ourselves (we may be the account's login shell).
+  std::string shell =
+      args.shell.empty()
+          ? std::string(pw->pw_shell != nullptr ? pw->pw_shell : "")
+          : args.shell;
+  if (shell.empty() || BaseName(shell) == "jitgate-rec") shell = "/bin/sh";
+
+  std::string command;
+  if (args.command) {
+    command = *args.command;
+  } else if (getenv("SSH_ORIGINAL_COMMAND") != nullptr) {
+    command = Env("SSH_ORIGINAL_COMMAND");
+  }
+  RelayOptions relay;
+  relay.path = shell;
+  if (args.command || getenv("SSH_ORIGINAL_COMMAND") != nullptr) {
+    relay.argv = {BaseName(shell), "-c", command};
+  } else {
+    relay.argv = {"-" + BaseName(shell)};  // a login shell
+  }
+
+  std::string host = args.host;
+  if (host.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof(name) - 1) == 0) host = name;
+  }
+
+  bool tty = isatty(STDIN_FILENO) == 1;
+  wire::OpenSession meta;
+  meta.recorder = "jitgate-rec";
+  if (wire::IsValidRequestId(Env("JITGATE_REQUEST_ID")))
+    meta.request_id = Env("JITGATE_REQUEST_ID");
+  meta.user = user;
+  std::string ssh_client = Env("SSH_CLIENT");
+  meta.remote_addr = ssh_client.substr(0, ssh_client.find(' '));
+  meta.host = host;
+  meta.target = host;
+  meta.login = user;
+  meta.command = command;
+  meta.term = Env("TERM");
+  if (tty) {
+    winsize ws{};
+    if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+      meta.cols = ws.ws_col;
+      meta.rows = ws.ws_row;
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  meta.start_unix_nanos = static_cast<uint64_t>(UnixNanos());
+
+  RecordingClientOptions copts;
+  copts.socket_path = args.socket;
+  copts.client_name = "jitgate-rec";
+  StatusOr<std::unique_ptr<RecordingClient>> opened =
+      RecordingClient::Open(copts, meta);
+  if (!opened.ok()) return Refuse(opened.status().message());
+  RecordingClient* client = opened->get();
+
+  relay.use_pty = tty;
+  relay.start = start;
+  relay.on_record = [client](const Record& r) { return client->Add(r); };
+  relay.on_flush = [client]() { return client->Flush(); };
+  relay.extra_fd = [client]() { return client->fd(); };
+  relay.on_extra_readable = [client]() { return client->Poll(); };
+  StatusOr<RelayResult> result = RunRelay(relay);
+  if (!result.ok()) {
+    // The child has been killed; tell the broker why if it still listens.
+    wire::CloseSession end;
+    end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
+    end.end_reason = "recording failed";
+    client->Close(end).IgnoreError();
+    fprintf(stderr, "jitgate-rec: session ended: recording failed: %s\n",
+            result.status().message().c_str());
+    return 1;
+  }
+
+  wire::CloseSession end;
+  end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
+  end.end_reason = "closed";
+  if (result->signaled) {
+    end.exit_signal = SignalName(result->term_signal);
+  } else {
+    end.has_exit_status = true;
+    end.exit_status = static_cast<uint32_t>(result->exit_status);
+  }
+  end.bytes_in = result->bytes_in;
+  end.bytes_out = result->bytes_out;
+  Status closed = client->Close(end);
+  if (!closed.ok()) {
+    fprintf(stderr, "jitgate-rec: session end not recorded: %s\n",
+            closed.message().c_str());
+    return 1;
+  }
+  return result->ShellStatus();
+}
+
+}  // namespace
+}  // namespace jitgate::recorder
+
+int main(int argc, char** argv) { return jitgate::recorder::Main(argc, argv); }
