@@ -43,7 +43,7 @@ NS_ENV = "JITGATE_IT_INSIDE_NS"
 TMP_ENV = "JITGATE_IT_TMP"
 
 # Binaries under test, filled in by main() from the command line.
-BIN = {"jitgated": None, "jitgate": None, "pam": None, "approval": None}
+BIN = {"jitgated": None, "jitgate": None, "pam": None, "approval": None, "rec": None}
 # The per-process temporary root (inside the namespace), set by main().
 ROOT = None
 

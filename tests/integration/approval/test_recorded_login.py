@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""F5 end to end: a real ssh login recorded by jitgate-rec into jitgated's store.
+
+A stock sshd on 127.0.0.1 runs `ForceCommand jitgate-rec`; alice logs in with
+the real ssh client (through a pty driven by pexpect, and without one); the
+recording reaches the signed store through the real jitgated and is read back
+with the real `jitgate sessions`, `replay` and `export`. alice is one of the
+broker's submitters here, so that her unprivileged jitgate-rec may record;
+deployments install jitgate-rec setgid to `broker.recorder_group` instead
+(tested in broker_server_test, RecorderGroupRecordsOnlyItsOwnUser).
+
+Usage: test_recorded_login.py --jitgated PATH --jitgate PATH --rec PATH [unittest args]
+"""
+import json
+import os
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Broker, Sshd, SshUser, read, run  # noqa: E402
+
+PAM_PERMIT = ("auth     required pam_permit.so\n"
+              "account  required pam_permit.so\n"
+              "session  required pam_permit.so\n"
+              "password required pam_deny.so\n")
+
+
+class RecordedLoginTest(harness.IntegrationTest):
+    needs = ("jitgated", "jitgate", "rec")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        harness.add_users("alice")
+        cls.cdir = tempfile.mkdtemp(prefix="rec.", dir=harness.ROOT)
+        os.chmod(cls.cdir, 0o755)
+        cls.socket = os.path.join(cls.cdir, "jitgated.sock")
+        cls.alice = SshUser("alice", cls.cdir)
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-rec", PAM_PERMIT,
+                        extra_config="ForceCommand %s --socket %s --host db1\n" %
+                        (harness.BIN["rec"], cls.socket))
+        cls.sshd.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "sshd"):
+            cls.sshd.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.broker = Broker(os.path.join(self.dir, "broker"), {"oncall": ["root"]},
+                             [{"name": "nothing", "match": {"service": ["none"]},
+                               "approve": "deny"}],
+                             socket_path=self.socket)
+        # alice's own jitgate-rec records (see the module comment).
+        text = read(self.broker.config).replace("submitters: [root]", "submitters: [root, alice]")
+        harness.write(self.broker.config, text)
+        self.add_diag("jitgated log", lambda: read(self.broker.log_path))
+        self.add_diag("sshd log", lambda: read(self.sshd.log_path)[-3000:])
+
+    def tearDown(self):
+        self.broker.stop()
+        super().tearDown()
+        try:
+            os.unlink(self.socket)
+        except FileNotFoundError:
+            pass
+
+    def cli(self, *args):
+        return run([harness.BIN["jitgate"]] + list(args) + ["--store", self.broker.store_dir])
+
+    def sessions(self):
+        return json.loads(self.cli("sessions", "--json").stdout)["sessions"]
+
+    def test_interactive_login_is_recorded_and_replays(self):
+        pexpect = self.need_pexpect()
+        self.broker.start()
+        argv = ["-tt", "-p", str(self.sshd.port), "-i", self.alice.key,
+                "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "LogLevel=ERROR", "-F", "/dev/null", "alice@127.0.0.1"]
+        child = pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
+                              dimensions=(30, 100))
+        # Type only once the shell is there (input typed earlier may be
+        # discarded when the shell sets up its line editor).
+        child.expect(r"\$ ")
+        child.sendline("echo hello-$((6*7)); exit 5")
+        child.expect_exact("hello-42")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 5, child.before)
+
+        [s] = self.sessions()
+        self.assertEqual(s["user"], "alice")
+        self.assertEqual(s["login"], "alice")
+        self.assertEqual(s["host"], "db1")
+        self.assertEqual(s["recorder"], "jitgate-rec")
+        self.assertEqual(s["remote_addr"], "127.0.0.1")
+        self.assertTrue(s["ended"])
+        self.assertEqual(s["exit_status"], 5)
+        self.assertEqual((s["cols"], s["rows"]), (100, 30))
+        # What alice saw is in the recording, byte for byte, and what she typed.
+        raw = self.cli("replay", s["id"], "--raw", "--no-safe").stdout
+        self.assertIn("hello-42", raw)
+        cast = os.path.join(self.dir, "s.cast")
+        self.cli("export", s["id"], "--format", "asciicast", "--out", cast)
+        events = [json.loads(line) for line in read(cast).splitlines()[1:]]
+        typed = "".join(e[2] for e in events if e[1] == "i")
+        self.assertIn("echo hello-$((6*7)); exit 5", typed)
+        self.assertTrue(any(e[1] == "o" and "hello-42" in e[2] for e in events))
+        times = [e[0] for e in events]
+        self.assertEqual(times, sorted(times))
+        # The store with the recording verifies.
+        self.broker.stop()
+        v = self.broker.verify()
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def test_command_without_a_pty_passes_output_and_exit_status(self):
+        self.broker.start()
+        p = run(self.alice.ssh_argv(self.sshd, "printf abc; printf err >&2; exit 3",
+                                    log_level="ERROR"), check=False)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual(p.stdout, "abc")
+        self.assertIn("err", p.stderr)
+        [s] = self.sessions()
+        self.assertEqual(s["command"], "printf abc; printf err >&2; exit 3")
+        self.assertEqual(s["exit_status"], 3)
+        raw = self.cli("replay", s["id"], "--raw", "--no-safe").stdout
+        self.assertIn("abc", raw)
+
+    def test_no_broker_no_session(self):
+        # The broker is not running: the command must not run at all.
+        marker = os.path.join(self.dir, "ran")
+        os.chmod(self.dir, 0o777)
+        p = run(self.alice.ssh_argv(self.sshd, "touch %s" % marker, log_level="ERROR"),
+                check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("session not recorded", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertFalse(os.path.exists(marker), "the command ran without a recording")
+
+
+if __name__ == "__main__":
+    harness.main(__file__)
