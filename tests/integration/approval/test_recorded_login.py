@@ -130,6 +130,27 @@ class RecordedLoginTest(harness.IntegrationTest):
         raw = self.cli("replay", s["id"], "--raw", "--no-safe").stdout
         self.assertIn("abc", raw)
 
+    def test_scp_through_a_recorded_login_arrives_intact(self):
+        import hashlib
+        self.broker.start()
+        src = os.path.join(self.dir, "blob")
+        with open(src, "wb") as f:
+            f.write(os.urandom(16 << 20))
+        dst = "/home/alice/blob"
+        # Legacy scp protocol (-O): `scp -t` runs as a forced command.
+        p = run(["scp", "-O", "-q", "-P", str(self.sshd.port), "-i", self.alice.key,
+                 "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-F", "/dev/null",
+                 src, "alice@127.0.0.1:" + dst], check=False, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(src, "rb") as a, open(dst, "rb") as b:
+            self.assertEqual(hashlib.sha256(a.read()).hexdigest(),
+                             hashlib.sha256(b.read()).hexdigest())
+        [s] = self.sessions()
+        self.assertTrue(s["command"].startswith("scp -t"), s["command"])
+        self.assertEqual(s["exit_status"], 0)
+        self.assertGreaterEqual(s["bytes_in"], 16 << 20)  # the file went through the recorder
+
     def test_no_broker_no_session(self):
         # The broker is not running: the command must not run at all.
         marker = os.path.join(self.dir, "ran")
