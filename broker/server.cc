@@ -771,8 +771,7 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
   }
   // Who may file for whom: a user for themselves, a configured submitter
   // (sshd and sudo run the PAM module as root) for anyone.
-  bool submitter = std::find(config_.broker.submitters.begin(), config_.broker.submitters.end(),
-                             c.peer.user) != config_.broker.submitters.end();
+  bool submitter = IsSubmitter(c);
   if (!submitter) {
     std::optional<uid_t> uid = UidOfName(f.user);
     if (!uid.has_value() || *uid != c.peer.uid) {
@@ -1217,6 +1216,11 @@ const Rule* FindRule(const Policy& policy, const std::string& name) {
 
 }  // namespace
 
+bool Server::IsSubmitter(const Conn& c) const {
+  const std::vector<std::string>& s = config_.broker.submitters;
+  return std::find(s.begin(), s.end(), c.peer.user) != s.end();
+}
+
 bool Server::IsHostSigner(const Conn& c) const {
   if (c.peer.uid == 0) return true;
   if (options_.ca == nullptr) return false;
@@ -1581,12 +1585,10 @@ void Server::SendSessionAcks() {
 }
 
 void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
-  // Recorders run as root (the bastion's session process, jitgate-rec's
-  // privileged half) or as a configured submitter: a user's own processes
-  // cannot write or resume recordings.
-  bool submitter = c.peer.uid == 0 ||
-                   std::find(config_.broker.submitters.begin(), config_.broker.submitters.end(),
-                             c.peer.user) != config_.broker.submitters.end();
+  // Recorders run as root (the bastion's session process) or as a
+  // configured submitter; a user's own processes cannot write or resume
+  // recordings.
+  bool submitter = c.peer.uid == 0 || IsSubmitter(c);
   // A setgid recorder (broker.recorder_group) records its own user's
   // sessions only: the user cannot reach its connection, and cannot file a
   // recording in anyone else's name.

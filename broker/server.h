@@ -135,6 +135,8 @@ class Server {
   Status WriteKrl();
   bool CertVisible(const Conn& c, const CertRecord& cert) const;
   bool IsHostSigner(const Conn& c) const;
+  // The peer is listed in broker.submitters (may file and record for others).
+  bool IsSubmitter(const Conn& c) const;
   void EmitCertEvent(AuditEventType type, const CertRecord& rec, const std::string& actor,
                      const std::string& comment);
 

@@ -14,6 +14,7 @@
 
 #include "cli/approver_format.h"
 #include "cli/broker_call.h"
+#include "cli/command_line.h"
 #include "core/wire/client.h"
 
 namespace jitgate::cli {
@@ -27,36 +28,21 @@ constexpr int64_t kFollowWaitMs = int64_t(365) * 24 * 3600 * 1000;
 
 uint64_t NowSeconds(Clock* clock) { return uint64_t(clock->NowUnixNanos() / 1'000'000'000); }
 
-int Fail(const ApproverIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n";
-  return 1;
-}
+int Fail(const ApproverIo& io, const std::string& message) { return ErrorLine(*io.err, message, 1); }
 
 int UsageError(const ApproverIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n";
-  return 2;
+  return ErrorLine(*io.err, message, 2);
 }
 
-// Parses args; prints help and returns false on --help. Throws po::error.
 bool Parse(const std::vector<std::string>& args, po::options_description& desc,
            const po::positional_options_description& pos, po::variables_map* vm,
            const ApproverIo& io, const char* usage) {
-  desc.add_options()("socket", po::value<std::string>(),
-                     "broker socket (default: $JITGATE_SOCKET, else /run/jitgate/jitgated.sock)")(
-      "help,h", "show this help");
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), *vm);
-  if (vm->count("help")) {
-    *io.out << "usage: " << usage << "\n" << desc;
-    return false;
-  }
-  po::notify(*vm);
-  return true;
+  AddSocketOption(desc);
+  return ParseCommandLine(args, desc, pos, vm, *io.out, usage);
 }
 
 std::string SocketPath(const po::variables_map& vm, const ApproverIo& io) {
-  std::optional<std::string> flag;
-  if (vm.count("socket")) flag = vm["socket"].as<std::string>();
-  return ResolveSocketPath(flag, io.socket_env);
+  return SocketPathOf(vm, io.socket_env);
 }
 
 StatusOr<wire::Client> Connect(const std::string& path, const ApproverIo& io) {

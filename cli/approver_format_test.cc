@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cli/golden_testonly.h"
+
 namespace jitgate::cli {
 namespace {
 
@@ -263,25 +265,8 @@ TEST(ResolveSocketPathTest, FlagThenEnvThenDefault) {
 namespace jitgate::cli {
 namespace {
 
-// Compares got with cli/testdata/NAME; with JITGATE_UPDATE_GOLDEN=1 in the
-// environment, rewrites the file instead (review the diff before committing).
 std::string ReadGolden(const std::string& name, const std::string& got) {
-  std::string path = std::string(JITGATE_CLI_TESTDATA) + "/" + name;
-  if (const char* update = std::getenv("JITGATE_UPDATE_GOLDEN"); update && update[0] == '1') {
-    FILE* w = std::fopen(path.c_str(), "wb");
-    if (w != nullptr) {
-      std::fwrite(got.data(), 1, got.size(), w);
-      std::fclose(w);
-    }
-  }
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return "(missing golden file " + path + ")";
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  std::fclose(f);
-  return out;
+  return testonly::ReadGolden(JITGATE_CLI_TESTDATA, name, got);
 }
 
 // A request whose requester tried to take over the approver's terminal: the

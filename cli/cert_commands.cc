@@ -25,6 +25,7 @@
 #include "cli/approver_format.h"
 #include "cli/broker_call.h"
 #include "cli/cert_format.h"
+#include "cli/command_line.h"
 #include "core/base/cleanup.h"
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
@@ -47,14 +48,10 @@ constexpr char kCertService[] = "ssh-cert";
 
 uint64_t NowSeconds(Clock* clock) { return uint64_t(clock->NowUnixNanos() / 1'000'000'000); }
 
-int Fail(const CertIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n" << std::flush;
-  return 1;
-}
+int Fail(const CertIo& io, const std::string& message) { return ErrorLine(*io.err, message, 1); }
 
 int UsageError(const CertIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n" << std::flush;
-  return 2;
+  return ErrorLine(*io.err, message, 2);
 }
 
 std::string Esc(std::string_view s) { return EscapeForTerminal(s); }
@@ -63,24 +60,12 @@ std::string Esc(std::string_view s) { return EscapeForTerminal(s); }
 bool Parse(const std::vector<std::string>& args, po::options_description& desc,
            const po::positional_options_description& pos, po::variables_map* vm, const CertIo& io,
            const std::string& usage, bool with_socket = true) {
-  if (with_socket) {
-    desc.add_options()("socket", po::value<std::string>(),
-                       "broker socket (default: $JITGATE_SOCKET, else /run/jitgate/jitgated.sock)");
-  }
-  desc.add_options()("help,h", "show this help");
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), *vm);
-  if (vm->count("help")) {
-    *io.out << "usage: " << usage << "\n" << desc;
-    return false;
-  }
-  po::notify(*vm);
-  return true;
+  if (with_socket) AddSocketOption(desc);
+  return ParseCommandLine(args, desc, pos, vm, *io.out, usage);
 }
 
 std::string SocketPath(const po::variables_map& vm, const CertIo& io) {
-  std::optional<std::string> flag;
-  if (vm.count("socket")) flag = vm["socket"].as<std::string>();
-  return ResolveSocketPath(flag, io.socket_env);
+  return SocketPathOf(vm, io.socket_env);
 }
 
 // --- files -----------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "ca/sshkey.h"
 #include "cli/approver_format.h"
 #include "cli/cert_format.h"
+#include "cli/golden_testonly.h"
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
 #include "tests/testing/fake_broker.h"
@@ -44,18 +45,8 @@ using ::testing::StartsWith;
 
 constexpr uint64_t kNow = 1767225600;  // 2026-01-01 00:00:00 UTC
 
-// Compares got with cli/testdata/NAME; with JITGATE_UPDATE_GOLDEN=1 in the
-// environment, rewrites the file instead (review the diff before committing).
 std::string ReadGolden(const std::string& name, const std::string& got) {
-  std::string path = std::string(JITGATE_CLI_TESTDATA) + "/" + name;
-  if (const char* update = std::getenv("JITGATE_UPDATE_GOLDEN"); update && update[0] == '1') {
-    std::ofstream(path, std::ios::binary) << got;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "(missing golden file " + path + ")";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return testonly::ReadGolden(JITGATE_CLI_TESTDATA, name, got);
 }
 
 bool Exists(const std::string& path) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli/cert_format.h"
+#include "cli/command_line.h"
 #include "core/base/cleanup.h"
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
@@ -38,14 +39,10 @@ constexpr int64_t kNanosPerSecond = 1'000'000'000;
 // Export writes the file in pieces of about this size.
 constexpr size_t kExportFlushBytes = 64 * 1024;
 
-int Fail(const SessionIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n";
-  return 1;
-}
+int Fail(const SessionIo& io, const std::string& message) { return ErrorLine(*io.err, message, 1); }
 
 int UsageError(const SessionIo& io, const std::string& message) {
-  *io.err << "jitgate: " << message << "\n";
-  return 2;
+  return ErrorLine(*io.err, message, 2);
 }
 
 // Parses args; prints help and returns false on --help. Throws po::error.
@@ -53,14 +50,8 @@ bool Parse(const std::vector<std::string>& args, po::options_description& desc,
            const po::positional_options_description& pos, po::variables_map* vm,
            const SessionIo& io, const char* usage) {
   desc.add_options()("store", po::value<std::string>()->default_value(kDefaultStoreDir),
-                     "store directory (read only)")("help,h", "show this help");
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), *vm);
-  if (vm->count("help")) {
-    *io.out << "usage: " << usage << "\n" << desc;
-    return false;
-  }
-  po::notify(*vm);
-  return true;
+                     "store directory (read only)");
+  return ParseCommandLine(args, desc, pos, vm, *io.out, usage);
 }
 
 Status WriteOut(const SessionIo& io, std::string_view data, bool flush) {

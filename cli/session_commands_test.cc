@@ -18,10 +18,11 @@
 #include <functional>
 #include <sstream>
 
+#include "cli/golden_testonly.h"
 #include "core/base/env.h"
 #include "core/crypto/crypto.h"
-#include "store/note/keys.h"
 #include "recorder/recording_testonly.h"
+#include "store/note/keys.h"
 #include "store/store.h"
 #include "tests/testing/simulated_clock.h"
 #include "tests/testing/status_matchers.h"
@@ -45,18 +46,8 @@ constexpr char kAlice[] = "a1b2c3d4e5f60718";
 constexpr char kBob[] = "b0b0b0b0c1c1c1c1";
 constexpr char kCarol[] = "c0ffee0000000001";
 
-// Compares got with cli/testdata/NAME; with JITGATE_UPDATE_GOLDEN=1 in the
-// environment, rewrites the file instead (review the diff before committing).
 std::string ReadGolden(const std::string& name, const std::string& got) {
-  std::string path = std::string(JITGATE_CLI_TESTDATA) + "/" + name;
-  if (const char* update = std::getenv("JITGATE_UPDATE_GOLDEN"); update && update[0] == '1') {
-    std::ofstream(path, std::ios::binary) << got;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "(missing golden file " + path + ")";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return testonly::ReadGolden(JITGATE_CLI_TESTDATA, name, got);
 }
 
 using recorder::testonly::In;
