@@ -29,6 +29,8 @@ std::string_view AuditEventTypeName(AuditEventType type) {
       return "cert_issued";
     case AuditEventType::kCertRevoked:
       return "cert_revoked";
+    case AuditEventType::kSessionTerminated:
+      return "session_terminated";
   }
   return "unknown";
 }
@@ -81,6 +83,7 @@ std::string AuditEventToJson(const AuditEvent& event) {
                  {"critical_options", c.critical_options},
                  {"extensions", c.extensions}};
   }
+  if (event.type == AuditEventType::kSessionTerminated) j["session"] = event.session;
   if (event.caller.has_value()) {
     j["caller"] = {{"uid", event.caller->uid},
                    {"gid", event.caller->gid},

@@ -43,6 +43,7 @@ enum class AuditEventType {
   kUsed,       // the approval was consumed (one-time)
   kCertIssued,   // the CA signed a certificate (carries `cert`)
   kCertRevoked,  // a certificate was revoked (carries `cert`)
+  kSessionTerminated,  // a live recorded session was ended (carries `session`)
 };
 
 // What the audit trail says about a certificate.
@@ -61,7 +62,7 @@ struct CertAudit {
 };
 
 // "created", "vote", "approved", "denied", "expired", "cancelled", "used",
-// "cert_issued", "cert_revoked".
+// "cert_issued", "cert_revoked", "session_terminated".
 // Stable: stored in the log.
 std::string_view AuditEventTypeName(AuditEventType type);
 
@@ -83,6 +84,8 @@ struct AuditEvent {
   std::optional<Caller> caller;
   // kCertIssued, kCertRevoked: the certificate.
   std::optional<CertAudit> cert;
+  // kSessionTerminated: the recorded session's id ("" otherwise).
+  std::string session;
 };
 
 // AuditSink receives audit events. Emit is called synchronously, once per
@@ -103,7 +106,8 @@ class AuditSink {
 //   reason, public_key, ttl_seconds} and caller {uid, gid, pid, user} for
 //   created; cert {serial, kind, key_id, principals, valid_after,
 //   valid_before, fingerprint, ca_fingerprint, critical_options, extensions}
-//   for cert_issued and cert_revoked.
+//   for cert_issued and cert_revoked; session (the recorded session's id)
+//   for session_terminated.
 // Bytes that are not valid UTF-8 are replaced with U+FFFD; the digest still
 // binds the exact bytes. Never throws.
 std::string AuditEventToJson(const AuditEvent& event);

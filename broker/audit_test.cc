@@ -66,6 +66,27 @@ TEST(AuditEventTypeNameTest, AreStable) {
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kExpired), "expired");
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kCancelled), "cancelled");
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kUsed), "used");
+  EXPECT_EQ(AuditEventTypeName(AuditEventType::kCertIssued), "cert_issued");
+  EXPECT_EQ(AuditEventTypeName(AuditEventType::kCertRevoked), "cert_revoked");
+  EXPECT_EQ(AuditEventTypeName(AuditEventType::kSessionTerminated), "session_terminated");
+}
+
+TEST(AuditEventToJsonTest, SessionTerminatedNamesTheSession) {
+  AuditEvent e;
+  e.type = AuditEventType::kSessionTerminated;
+  e.request_id = "7f3a0001";
+  e.actor = "bob";
+  e.comment = "done";
+  e.session = "k3n8v2x9q4m1";
+  const auto j = nlohmann::json::parse(AuditEventToJson(e));
+  EXPECT_EQ(j["type"], "session_terminated");
+  EXPECT_EQ(j["session"], "k3n8v2x9q4m1");
+  EXPECT_EQ(j["request"], "7f3a0001");
+  EXPECT_EQ(j["actor"], "bob");
+  EXPECT_EQ(j["comment"], "done");
+  // Other events keep their bytes: no session key.
+  e.type = AuditEventType::kApproved;
+  EXPECT_FALSE(nlohmann::json::parse(AuditEventToJson(e)).contains("session"));
 }
 
 }  // namespace

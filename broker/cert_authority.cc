@@ -86,10 +86,13 @@ StatusOr<ca::Certificate> CertAuthority::IssueUser(const UserCertRequest& r) con
   std::string source;
   if (!p.source_address.empty()) {
     for (const std::string& a : p.source_address) source += (source.empty() ? "" : ",") + a;
-  } else {
+  } else if (r.fields.service != "bastion") {
     RETURN_IF_ERROR(CheckSourceAddress(r.fields.remote_addr));
     source = r.fields.remote_addr;
   }
+  // A bastion request's remote_addr is the person's address, but the
+  // certificate is presented by the bastion's upstream connection, from
+  // wherever the bastion runs: only the policy can say where that is.
   if (!source.empty()) {
     f.critical_options.push_back(ca::CertOption::WithValue(ca::kOptSourceAddress, source));
   }

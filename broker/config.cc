@@ -232,16 +232,32 @@ StatusOr<CertPolicy> ParseCertPolicy(const Node& node) {
   return cert;
 }
 
+constexpr int64_t kMaxBastionSessions = 10000;
+constexpr size_t kMaxEnvPatternBytes = 256;
+
+// An AcceptEnv-style pattern naming environment variables: no '=', no
+// brackets or other characters a variable name never has.
+bool IsEnvPattern(std::string_view s) {
+  if (s.empty() || s.size() > kMaxEnvPatternBytes) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_' || c == '*' || c == '?';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // "host:port" with a non-empty host (an address, a name, or "[v6]") and a
-// port from 1 to 65535. Name resolution is the bastion's business.
+// port from 0 (any free port: tests) to 65535. Name resolution is the
+// bastion's business.
 Status CheckListen(const Node& node, std::string_view listen) {
   const size_t colon = listen.rfind(':');
   const std::string_view host =
       colon == std::string_view::npos ? "" : listen.substr(0, colon);
   const std::string_view port =
       colon == std::string_view::npos ? "" : listen.substr(colon + 1);
-  bool ok =
-      !host.empty() && !port.empty() && port.size() <= 5 && port[0] != '0';
+  bool ok = !host.empty() && !port.empty() && port.size() <= 5 &&
+            (port[0] != '0' || port == "0");
   int value = 0;
   for (char c : port) {
     ok = ok && c >= '0' && c <= '9';
@@ -255,8 +271,9 @@ Status CheckListen(const Node& node, std::string_view listen) {
 }
 
 StatusOr<BastionSettings> ParseBastion(const Node& node) {
-  RETURN_IF_ERROR(
-      config::CheckKeys(node, {"listen", "host_key", "users", "targets"}));
+  RETURN_IF_ERROR(config::CheckKeys(
+      node, {"listen", "host_key", "users", "user_ca_keys", "targets", "run_as",
+             "max_sessions", "login_grace", "accept_env"}));
   BastionSettings b;
   ASSIGN_OR_RETURN(b.listen, config::GetString(node, "listen", b.listen));
   if (const Node* listen = Find(node, "listen")) {
@@ -292,6 +309,33 @@ StatusOr<BastionSettings> ParseBastion(const Node& node) {
       // Required: a target whose key is not pinned could be impersonated.
       ASSIGN_OR_RETURN(t.host_key, NonEmptyString(e.value, "host_key"));
       b.targets.emplace(e.key, std::move(t));
+    }
+  }
+  if (const Node* n = Find(node, "user_ca_keys")) {
+    ASSIGN_OR_RETURN(b.user_ca_keys, config::AsStringList(*n));
+    for (size_t i = 0; i < b.user_ca_keys.size(); ++i) {
+      if (b.user_ca_keys[i].empty()) return Error(n->items()[i], "must not be empty");
+    }
+  }
+  if (const Node* n = Find(node, "run_as")) {
+    ASSIGN_OR_RETURN(b.run_as, UserNameOf(*n));
+    // The session process reads network bytes; it must not keep root.
+    if (b.run_as == "root") return Error(*n, "must not be root");
+  }
+  ASSIGN_OR_RETURN(int64_t max_sessions,
+                   config::GetInt64(node, "max_sessions", 1, kMaxBastionSessions,
+                                    b.max_sessions));
+  b.max_sessions = static_cast<int>(max_sessions);
+  ASSIGN_OR_RETURN(b.login_grace,
+                   BoundedDuration(node, "login_grace", kDefaultBastionLoginGrace,
+                                   kMinDuration, std::chrono::hours(1), "1s to 1h"));
+  if (const Node* n = Find(node, "accept_env")) {
+    ASSIGN_OR_RETURN(b.accept_env, config::AsStringList(*n));
+    for (size_t i = 0; i < b.accept_env.size(); ++i) {
+      if (!IsEnvPattern(b.accept_env[i])) {
+        return Error(n->items()[i], "bad variable pattern " + Quote(b.accept_env[i]) +
+                                        " (letters, digits, '_', '*' and '?', at most 256 bytes)");
+      }
     }
   }
   return b;

@@ -17,10 +17,20 @@
 //              key         /etc/jitgate/log.key        (absolute)
 //   ca:        optional; key (absolute, required), max_ttl (default 1h,
 //              1s..30d)
-//   bastion:   optional; listen (default 0.0.0.0:2222), host_key (absolute,
-//              required), users {name: [authorized key lines]},
-//              targets {name: {address (required), port (default 22),
-//              host_key (required: the bastion never trusts on first use)}}
+//   bastion:   optional (docs/bastion.md):
+//              listen       host:port or [v6]:port (default 0.0.0.0:2222;
+//                           port 0: any free port, printed at start)
+//              host_key     absolute path (required)
+//              users        {name: [authorized key lines]}
+//              user_ca_keys [CA public key lines] (default none)
+//              targets      {name: {address (required), port (default 22),
+//                           host_key (required: the bastion never trusts on
+//                           first use)}}
+//              run_as       user name, not root (default nobody)
+//              max_sessions 1..10000 (default 100)
+//              login_grace  1s..1h (default 2m)
+//              accept_env   non-empty patterns of [A-Za-z0-9_*?] (default
+//                           [LANG, LC_*])
 //   approvers: optional; {group: [user, ...]}, no user twice in a group
 //   policies:  required (may be []); see policy.h. Per rule:
 //              name      required, unique, [A-Za-z0-9_.-]{1,64}
@@ -110,12 +120,27 @@ struct BastionTarget {
   std::string host_key;  // OpenSSH public key line; parsed by the bastion
 };
 
+inline constexpr std::chrono::nanoseconds kDefaultBastionLoginGrace = std::chrono::minutes(2);
+
 struct BastionSettings {
   std::string listen = kDefaultBastionListen;
   std::string host_key;
   // user -> authorized public key lines (parsed by the bastion, not here).
   std::map<std::string, std::vector<std::string>> users;
+  // CA public key lines whose user certificates the bastion accepts (valid
+  // now, user type, exactly one principal: the person's name).
+  std::vector<std::string> user_ca_keys;
   std::map<std::string, BastionTarget> targets;
+  // The account a per-connection session process runs as once it has read
+  // its host key (when jitgated runs as root): it handles network bytes and
+  // holds no CA or log key.
+  std::string run_as = "nobody";
+  // Connections at once (sessions and logins in progress); more are closed.
+  int max_sessions = 100;
+  // Time to authenticate, not counting the wait for approval.
+  std::chrono::nanoseconds login_grace = kDefaultBastionLoginGrace;
+  // Environment variables passed upstream (glob patterns, as sshd's AcceptEnv).
+  std::vector<std::string> accept_env = {"LANG", "LC_*"};
 };
 
 // Config is a validated jitgate.yaml. A plain value type.

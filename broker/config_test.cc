@@ -107,6 +107,53 @@ policies:
   EXPECT_EQ(d.extensions, (std::vector<std::string>{"permit-pty"}));
 }
 
+TEST(ConfigTest, BastionSettings) {
+  ASSERT_OK_AND_ASSIGN(Config cfg, ParseConfig(R"(
+bastion:
+  listen: "[::1]:2022"
+  host_key: /etc/jitgate/bastion_host_ed25519
+  user_ca_keys: ["ssh-ed25519 AAAA... people-ca"]
+  run_as: jitgate-bastion
+  max_sessions: 10000
+  login_grace: 30s
+  accept_env: [LANG, LC_*, TZ, "GIT_?UTHOR_*"]
+policies: []
+)", "t.yaml"));
+  ASSERT_TRUE(cfg.bastion.has_value());
+  const BastionSettings& b = *cfg.bastion;
+  EXPECT_EQ(b.listen, "[::1]:2022");
+  EXPECT_THAT(b.user_ca_keys, ElementsAre("ssh-ed25519 AAAA... people-ca"));
+  EXPECT_EQ(b.run_as, "jitgate-bastion");
+  EXPECT_EQ(b.max_sessions, 10000);
+  EXPECT_EQ(b.login_grace, std::chrono::seconds(30));
+  EXPECT_THAT(b.accept_env, ElementsAre("LANG", "LC_*", "TZ", "GIT_?UTHOR_*"));
+}
+
+TEST(ConfigTest, BastionDefaults) {
+  ASSERT_OK_AND_ASSIGN(Config cfg,
+                       ParseConfig("bastion: {host_key: /k}\npolicies: []\n", "t.yaml"));
+  ASSERT_TRUE(cfg.bastion.has_value());
+  const BastionSettings& b = *cfg.bastion;
+  EXPECT_EQ(b.listen, kDefaultBastionListen);
+  EXPECT_THAT(b.users, IsEmpty());
+  EXPECT_THAT(b.user_ca_keys, IsEmpty());
+  EXPECT_THAT(b.targets, IsEmpty());
+  EXPECT_EQ(b.run_as, "nobody");
+  EXPECT_EQ(b.max_sessions, 100);
+  EXPECT_EQ(b.login_grace, minutes(2));
+  EXPECT_THAT(b.accept_env, ElementsAre("LANG", "LC_*"));
+
+  // Port 0: any free port (jitgated prints the one it got).
+  ASSERT_OK_AND_ASSIGN(
+      cfg, ParseConfig("bastion: {host_key: /k, listen: '127.0.0.1:0'}\npolicies: []\n", "t.yaml"));
+  EXPECT_EQ(cfg.bastion->listen, "127.0.0.1:0");
+
+  // An empty accept_env passes no variables at all.
+  ASSERT_OK_AND_ASSIGN(
+      cfg, ParseConfig("bastion: {host_key: /k, accept_env: []}\npolicies: []\n", "t.yaml"));
+  EXPECT_THAT(cfg.bastion->accept_env, IsEmpty());
+}
+
 TEST(ConfigTest, AddressesAndCidrBlocks) {
   for (const char* ok : {"10.0.0.7", "10.0.0.0/8", "0.0.0.0/0", "::1", "2001:db8::/32", "::/0"}) {
     EXPECT_TRUE(IsAddressOrCidr(ok)) << ok;
@@ -235,6 +282,9 @@ const RejectCase kRejectCases[] = {
      "bastion:\n  listen: '[::]:70000'\n  host_key: /k\npolicies: []\n",
      "t.yaml:2: 'bastion.listen': expected host:port (e.g. 0.0.0.0:2222), got "
      "'[::]:70000'"},
+    {__LINE__, "bastion:\n  listen: 0.0.0.0:022\n  host_key: /k\npolicies: []\n",
+     "t.yaml:2: 'bastion.listen': expected host:port (e.g. 0.0.0.0:2222), got "
+     "'0.0.0.0:022'"},
     {__LINE__, "bastion:\n  listen: 0.0.0.0:2222\npolicies: []\n",
      "t.yaml:2: missing required key 'host_key' in 'bastion'"},
     {__LINE__,
@@ -260,6 +310,48 @@ const RejectCase kRejectCases[] = {
      "bastion:\n  host_key: /k\n  users:\n    alice: ssh-ed25519\npolicies: "
      "[]\n",
      "t.yaml:4: 'bastion.users.alice': expected a list, got a string"},
+    {__LINE__, "bastion:\n  host_key: /k\n  run_as_user: x\npolicies: []\n",
+     "t.yaml:3: unknown key 'run_as_user' in 'bastion' (expected one of: listen, "
+     "host_key, users, user_ca_keys, targets, run_as, max_sessions, login_grace, "
+     "accept_env)"},
+    {__LINE__, "bastion:\n  host_key: /k\n  user_ca_keys: ssh-ed25519\npolicies: []\n",
+     "t.yaml:3: 'bastion.user_ca_keys': expected a list, got a string"},
+    {__LINE__, "bastion:\n  host_key: /k\n  user_ca_keys: ['']\npolicies: []\n",
+     "t.yaml:3: 'bastion.user_ca_keys[0]': must not be empty"},
+    {__LINE__, "bastion:\n  host_key: /k\n  user_ca_keys: [[a]]\npolicies: []\n",
+     "t.yaml:3: 'bastion.user_ca_keys[0]': expected a string, got a list"},
+    {__LINE__, "bastion:\n  host_key: /k\n  run_as: 'no body'\npolicies: []\n",
+     "t.yaml:3: 'bastion.run_as': not a valid user name: 'no body'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  run_as: root\npolicies: []\n",
+     "t.yaml:3: 'bastion.run_as': must not be root"},
+    {__LINE__, "bastion:\n  host_key: /k\n  run_as: ''\npolicies: []\n",
+     "t.yaml:3: 'bastion.run_as': not a valid user name: ''"},
+    {__LINE__, "bastion:\n  host_key: /k\n  run_as: [nobody]\npolicies: []\n",
+     "t.yaml:3: 'bastion.run_as': expected a string, got a list"},
+    {__LINE__, "bastion:\n  host_key: /k\n  max_sessions: 0\npolicies: []\n",
+     "t.yaml:3: 'bastion.max_sessions': expected an integer from 1 to 10000, got '0'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  max_sessions: 10001\npolicies: []\n",
+     "t.yaml:3: 'bastion.max_sessions': expected an integer from 1 to 10000, got "
+     "'10001'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  max_sessions: many\npolicies: []\n",
+     "t.yaml:3: 'bastion.max_sessions': expected a decimal integer, got 'many'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  login_grace: 0s\npolicies: []\n",
+     "t.yaml:3: 'bastion.login_grace': must be from 1s to 1h, got '0s'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  login_grace: 1h1s\npolicies: []\n",
+     "t.yaml:3: 'bastion.login_grace': must be from 1s to 1h, got '1h1s'"},
+    {__LINE__, "bastion:\n  host_key: /k\n  login_grace: 90\npolicies: []\n",
+     "t.yaml:3: 'bastion.login_grace': bad duration '90': missing unit (s, m, h, d)"},
+    {__LINE__, "bastion:\n  host_key: /k\n  accept_env: LANG\npolicies: []\n",
+     "t.yaml:3: 'bastion.accept_env': expected a list, got a string"},
+    {__LINE__, "bastion:\n  host_key: /k\n  accept_env: [LANG, '']\npolicies: []\n",
+     "t.yaml:3: 'bastion.accept_env[1]': bad variable pattern '' (letters, digits, "
+     "'_', '*' and '?', at most 256 bytes)"},
+    {__LINE__, "bastion:\n  host_key: /k\n  accept_env: ['LC_[AB]']\npolicies: []\n",
+     "t.yaml:3: 'bastion.accept_env[0]': bad variable pattern 'LC_[AB]' (letters, "
+     "digits, '_', '*' and '?', at most 256 bytes)"},
+    {__LINE__, "bastion:\n  host_key: /k\n  accept_env: ['A=B']\npolicies: []\n",
+     "t.yaml:3: 'bastion.accept_env[0]': bad variable pattern 'A=B' (letters, "
+     "digits, '_', '*' and '?', at most 256 bytes)"},
     {__LINE__, "approvers:\n  oncall: [bob, carol, bob]\npolicies: []\n",
      "t.yaml:2: 'approvers.oncall[2]': 'bob' is listed twice"},
     {__LINE__, "approvers:\n  on call: [bob]\npolicies: []\n",

@@ -3,9 +3,13 @@
 //   jitgated --config /etc/jitgate/jitgate.yaml [--foreground] [--check-config]
 //
 // Reads and validates the configuration, opens (or creates) the signed store
-// and the state database, and serves the Unix socket until SIGTERM. Exit
-// status: 0 clean stop or valid configuration, 1 runtime failure, 2 usage or
-// configuration error. Every failure is one line on stderr.
+// and the state database, and serves the Unix socket until SIGTERM. With a
+// `bastion:` section it also accepts SSH connections and starts one
+// `jitgated --bastion-session` process per connection (a hidden option, for
+// that use only: docs/bastion.md). Exit status: 0 clean stop or valid
+// configuration, 1 runtime failure, 2 usage or configuration error. Every
+// failure is one line on stderr.
+#include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,9 +17,12 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 
+#include "broker/bastion/listener.h"
+#include "broker/bastion/session.h"
 #include "broker/config.h"
 #include "broker/server.h"
 #include "broker/state_db.h"
@@ -39,7 +46,7 @@ std::string Hostname() {
   return buf;
 }
 
-int Serve(const jitgate::broker::Config& config) {
+int Serve(const jitgate::broker::Config& config, const std::string& config_path) {
   using namespace jitgate;
   // Block the stop signals before any thread exists (the store starts its
   // writer thread), so that every thread inherits the mask and the signals
@@ -90,13 +97,37 @@ int Serve(const jitgate::broker::Config& config) {
   StatusOr<std::unique_ptr<broker::StateDb>> db = broker::StateDb::Open(state_dir + "/jitgated.db");
   if (!db.ok()) return Fail(1, db.status().message());
 
+  // Set after server.Start(), on this thread, before Run() consults it.
+  std::unique_ptr<bastion::Listener> listener;
   broker::ServerOptions opts;
   opts.server_id = std::string("jitgated ") + kVersion + " " + Hostname();
   opts.ca = ca.get();
+  opts.is_bastion_session = [&listener](pid_t pid) {
+    return listener != nullptr && listener->IsSessionProcess(pid);
+  };
   broker::Server server(config, db->get(), store.get(), opts);
   Status s = server.Start();
   if (!s.ok()) return Fail(1, s.message());
+  if (config.bastion.has_value()) {
+    // The session processes load the same file; they may run elsewhere, and
+    // the path given on the command line may be relative.
+    char real[PATH_MAX];
+    if (::realpath(config_path.c_str(), real) == nullptr) {
+      return Fail(1, "cannot resolve " + config_path + ": " + std::strerror(errno));
+    }
+    bastion::ListenerOptions lo;
+    lo.self_exe = "/proc/self/exe";
+    lo.config_path = real;
+    StatusOr<std::unique_ptr<bastion::Listener>> started =
+        bastion::Listener::Start(*config.bastion, std::move(lo));
+    if (!started.ok()) return Fail(1, started.status().message());
+    listener = std::move(*started);
+    const std::string& listen = config.bastion->listen;
+    std::fprintf(stderr, "jitgated: bastion listening on %s:%u\n",
+                 listen.substr(0, listen.rfind(':')).c_str(), listener->port());
+  }
   s = server.Run();
+  if (listener != nullptr) listener->Stop();
   Status closed = store->Close();
   if (!s.ok()) return Fail(1, "stopped: " + s.message());
   if (!closed.ok()) return Fail(1, "closing store: " + closed.message());
@@ -114,9 +145,15 @@ int main(int argc, char** argv) {
                                            "stay in the foreground and log to stderr (the only "
                                            "mode: run it under systemd or a supervisor)")(
       "check-config", "validate the configuration and exit (0 valid, 2 invalid)");
+  // Not in --help: how the bastion listener starts a session process, with
+  // the client connection as fd 3 (bastion/listener.h).
+  po::options_description hidden;
+  hidden.add_options()("bastion-session", "");
+  po::options_description all;
+  all.add(desc).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     return Fail(2, std::string(e.what()) + " (see jitgated --help)");
@@ -132,10 +169,11 @@ int main(int argc, char** argv) {
   const std::string path = vm["config"].as<std::string>();
   jitgate::StatusOr<jitgate::broker::Config> config = jitgate::broker::LoadConfig(path);
   if (!config.ok()) return Fail(2, config.status().message());
+  if (vm.count("bastion-session")) return jitgate::bastion::RunSession(*config, 3);
   if (vm.count("check-config")) {
     std::printf("%s: configuration is valid (%zu policies)\n", path.c_str(),
                 config->policy.rules.size());
     return 0;
   }
-  return Serve(*config);
+  return Serve(*config, path);
 }

@@ -511,6 +511,7 @@ void Server::HandleMessage(Conn& c, wire::Message m) {
   if (auto* o = std::get_if<wire::OpenSession>(&m)) return OnOpenSession(c, *o);
   if (auto* d = std::get_if<wire::SessionData>(&m)) return OnSessionData(c, *d);
   if (auto* cs = std::get_if<wire::CloseSession>(&m)) return OnCloseSession(c, *cs);
+  if (auto* t = std::get_if<wire::TerminateSession>(&m)) return OnTerminateSession(c, *t);
   // Server-to-client types were already refused by the state machine.
   SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
   c.close_after_write = true;
@@ -770,8 +771,22 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
     return;
   }
   // Who may file for whom: a user for themselves, a configured submitter
-  // (sshd and sudo run the PAM module as root) for anyone.
-  bool submitter = IsSubmitter(c);
+  // (sshd and sudo run the PAM module as root) for anyone, a bastion session
+  // process (asked now, by pid: listener.h) for anyone, but only service
+  // "bastion". Nobody else files "bastion": policy matches on the service, so
+  // it must say who really asked.
+  const bool bastion_peer = options_.is_bastion_session && options_.is_bastion_session(c.peer.pid);
+  if (f.service == "bastion" && !bastion_peer) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              "service 'bastion' requests come only from the bastion");
+    return;
+  }
+  if (bastion_peer && f.service != "bastion") {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " is a bastion session and files only service 'bastion' requests");
+    return;
+  }
+  bool submitter = bastion_peer || IsSubmitter(c);
   if (!submitter) {
     std::optional<uid_t> uid = UidOfName(f.user);
     if (!uid.has_value() || *uid != c.peer.uid) {
@@ -782,8 +797,15 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
     }
   }
   if (!f.public_key.empty()) {
-    // A certificate request (jitgate request): refuse what could never be
-    // signed now, not after an approver has said yes.
+    // A certificate request (jitgate request, or the bastion's upstream
+    // key): refuse what could never be signed now, not after an approver has
+    // said yes. Other services never get a certificate, so a key there would
+    // have an approver sign something they did not mean to.
+    if (f.service != "ssh-cert" && f.service != "bastion") {
+      SendError(c, wire::ErrorCode::kInvalidRequest,
+                "only ssh-cert and bastion requests carry a public key");
+      return;
+    }
     if (options_.ca == nullptr) {
       SendError(c, wire::ErrorCode::kNoCa,
                 "this broker has no certificate authority (no 'ca:' section in its configuration)");
@@ -1582,13 +1604,38 @@ void Server::SendSessionAcks() {
     if (live == sessions_.end()) continue;
     Send(c, wire::SessionAck{live->second.next_index});
   }
+  std::set<int> tell;
+  tell.swap(terminate_due_);
+  for (int fd : tell) {
+    auto it = conns_.find(fd);
+    if (it == conns_.end()) continue;
+    Conn& c = *it->second;
+    // The fd may have been reused, or the recorder replaced, this turn.
+    auto live = sessions_.find(c.session_id);
+    if (live == sessions_.end() || live->second.fd != fd || !live->second.terminated) continue;
+    Send(c, *live->second.terminated);
+  }
 }
 
 void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
-  // Recorders run as root (the bastion's session process) or as a
-  // configured submitter; a user's own processes cannot write or resume
-  // recordings.
-  bool submitter = c.peer.uid == 0 || IsSubmitter(c);
+  // A bastion session process (asked now, by pid: listener.h) records
+  // "bastion" sessions for anyone and nothing else, and only it records them:
+  // the recorder name tells auditors which program captured the bytes.
+  const bool bastion_peer = options_.is_bastion_session && options_.is_bastion_session(c.peer.pid);
+  std::string recorder = m.recorder;
+  if (!m.session.empty()) {
+    auto it = sessions_.find(m.session);
+    if (it != sessions_.end()) recorder = it->second.info.recorder;  // a resume
+  }
+  if (bastion_peer != (recorder == "bastion")) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              bastion_peer ? c.peer_label + " is a bastion session and records only 'bastion' sessions"
+                           : std::string("'bastion' sessions are recorded only by the bastion"));
+    return;
+  }
+  // Other recorders run as root or as a configured submitter; a user's own
+  // processes cannot write or resume recordings.
+  bool submitter = bastion_peer || c.peer.uid == 0 || IsSubmitter(c);
   // A setgid recorder (broker.recorder_group) records its own user's
   // sessions only: the user cannot reach its connection, and cannot file a
   // recording in anyone else's name.
@@ -1625,6 +1672,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
     Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
         std::to_string(live.next_index));
     Send(c, wire::SessionOpened{m.session, live.next_index});
+    if (live.terminated) Send(c, *live.terminated);  // it was terminated meanwhile
     return;
   }
   std::string id;
@@ -1754,6 +1802,111 @@ void Server::OnCloseSession(Conn& c, const wire::CloseSession& m) {
   c.session_id.clear();
   Send(c, wire::SessionClosed{chunks});
   c.close_after_write = true;
+}
+
+bool Server::MayTerminate(const Conn& c, const recorder::SessionInfo& session) const {
+  if (c.peer.uid == 0) return true;
+  // The approvers the request's policy named when it was filed; without the
+  // request (none, or forgotten after keep_finished) nobody but root.
+  const Request* r = session.request_id.empty() ? nullptr : book_.Get(session.request_id);
+  if (r == nullptr) return false;
+  return std::binary_search(r->decision.approvers.begin(), r->decision.approvers.end(),
+                            c.peer.user);
+}
+
+void Server::OnTerminateSession(Conn& c, const wire::TerminateSession& m) {
+  const std::string& sel = m.session;
+  if (sel.size() < wire::kMinRequestIdPrefix) {
+    SendError(c, wire::ErrorCode::kNotFound,
+              "session id prefix \"" + sel + "\" is too short (at least " +
+                  std::to_string(wire::kMinRequestIdPrefix) + " characters)");
+    return;
+  }
+  // Every session the prefix names, live or ended: a prefix must be unique
+  // among all of them, as `jitgate replay` requires, so that it never ends
+  // another session than the one the approver had in mind.
+  std::set<std::string> matches;
+  for (auto it = sessions_.lower_bound(sel);
+       it != sessions_.end() && it->first.compare(0, sel.size(), sel) == 0; ++it) {
+    matches.insert(it->first);
+  }
+  std::map<std::string, StateDb::SavedSession> stored;
+  if (!(matches.size() == 1 && *matches.begin() == sel)) {
+    StatusOr<std::vector<StateDb::SavedSession>> rows = db_->FindSessions(sel, 8);
+    if (!rows.ok()) {
+      Log("looking up session " + sel + ": " + rows.status().message());
+      SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+      return;
+    }
+    for (StateDb::SavedSession& row : *rows) {
+      matches.insert(row.id);
+      stored.emplace(row.id, std::move(row));
+    }
+  }
+  if (matches.empty()) {
+    SendError(c, wire::ErrorCode::kNotFound, "no live session " + sel);
+    return;
+  }
+  if (matches.size() > 1) {
+    SendError(c, wire::ErrorCode::kAmbiguous,
+              "session id prefix \"" + sel + "\" matches " + std::to_string(matches.size()) +
+                  (matches.size() >= 8 ? " or more" : "") + " sessions");
+    return;
+  }
+  const std::string id = *matches.begin();
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    // Ended already: nothing to do, but only tell those who could have
+    // ended it.
+    recorder::SessionInfo info;
+    const StateDb::SavedSession& row = stored.at(id);
+    if (Status st = recorder::ApplySessionEvent(row.start_json, &info); !st.ok()) {
+      Log("session " + id + " in the state database: " + st.message());
+    }
+    if (!MayTerminate(c, info)) {
+      SendError(c, wire::ErrorCode::kPermissionDenied,
+                c.peer_label + " may not terminate session " + id +
+                    " (only root and the approvers of its request)");
+      return;
+    }
+    Send(c, wire::SessionTerminateAck{id, true});
+    return;
+  }
+  LiveSession& live = it->second;
+  if (!MayTerminate(c, live.info)) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " may not terminate session " + id +
+                  (live.info.request_id.empty() || book_.Get(live.info.request_id) == nullptr
+                       ? " (only root: the broker knows no request it runs under)"
+                       : " (only root and the approvers of request " + live.info.request_id +
+                             ")"));
+    return;
+  }
+  if (live.terminated) {
+    // Terminated before; its recorder is ending it. Nothing new to record.
+    Send(c, wire::SessionTerminateAck{id, false});
+    return;
+  }
+  live.terminated = wire::SessionTerminated{Cut(c.peer.user, wire::kMaxLabelField),
+                                            Cut(m.comment, wire::kMaxCommentField)};
+  AuditEvent e;
+  e.type = AuditEventType::kSessionTerminated;
+  e.request_id = live.info.request_id;
+  e.actor = c.peer.user;
+  e.comment = m.comment;
+  e.time_unix_nanos = Now();
+  e.session = id;
+  if (const Request* r = e.request_id.empty() ? nullptr : book_.Get(e.request_id)) {
+    e.fields_digest = r->digest;
+    e.policy = r->decision.policy;
+  }
+  sink_.Emit(e);
+  // Told only after the event is durable (SendSessionAcks, end of turn).
+  if (live.fd >= 0) terminate_due_.insert(live.fd);
+  Log("session " + id + " terminated by " + c.peer_label +
+      (m.comment.empty() ? "" : ": " + Cut(m.comment, 200)) +
+      (live.fd >= 0 ? "" : " (its recorder is not connected; told when it resumes)"));
+  Send(c, wire::SessionTerminateAck{id, false});
 }
 
 }  // namespace jitgate::broker

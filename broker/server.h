@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +65,11 @@ struct ServerOptions {
   // The certificate authority (not owned); null when the configuration has
   // no `ca:` section, and requests with a public key are then refused.
   CertAuthority* ca = nullptr;
+  // True when pid (a peer's SO_PEERCRED pid) is a live bastion session
+  // process (bastion::Listener::IsSessionProcess); empty = no bastion. Asked
+  // at each message, never cached: such a peer may file service "bastion"
+  // requests and record "bastion" sessions for any user, and nothing else.
+  std::function<bool(pid_t)> is_bastion_session;
 };
 
 class Server {
@@ -120,11 +126,17 @@ class Server {
   void OnOpenSession(Conn& c, const wire::OpenSession& m);
   void OnSessionData(Conn& c, const wire::SessionData& m);
   void OnCloseSession(Conn& c, const wire::CloseSession& m);
+  // Ends a live session: audit event, SessionTerminated to its recorder.
+  void OnTerminateSession(Conn& c, const wire::TerminateSession& m);
+  // Root, or an approver of the request the session runs under.
+  bool MayTerminate(const Conn& c, const recorder::SessionInfo& session) const;
   // Loads the sessions a previous run left open (recorders may resume them).
   Status RestoreSessions();
   // Saves the sessions changed this turn and queues the acknowledgements;
   // called by EndTurn inside the turn's transaction.
   Status SaveSessions();
+  // Queues the turn's SessionAcks and SessionTerminated pushes; called by
+  // EndTurn once what they announce is durable.
   void SendSessionAcks();
 
   // Certificates. IssueFor signs the certificate of approved request r (in
@@ -201,10 +213,14 @@ class Server {
     std::string start_json;
     uint64_t next_index = 0;  // chunks appended to the store so far
     int fd = -1;              // the recording connection, -1 if none
+    // Set by TerminateSession: told to the recorder, and again to a
+    // recorder that resumes the session.
+    std::optional<wire::SessionTerminated> terminated;
   };
   std::map<std::string, LiveSession> sessions_;
   std::set<std::string> sessions_touched_;
   std::set<int> ack_due_;  // recording connections owed a SessionAck this turn
+  std::set<int> terminate_due_;  // recording connections to tell SessionTerminated
 };
 
 }  // namespace jitgate::broker

@@ -9,20 +9,25 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "ca/cert.h"
 #include "ca/krl.h"
 #include "ca/sshkey.h"
 #include "core/base/env.h"
+#include "core/base/status_macros.h"
 #include "core/wire/client.h"
 #include "recorder/recording.h"
 #include "recorder/recording_client.h"
+#include "store/format.h"
 #include "store/reader.h"
 #include "store/store.h"
 #include "tests/testing/status_matchers.h"
@@ -80,6 +85,7 @@ class BrokerServerTest : public ::testing::Test {
     opts.server_id = "jitgated test";
     opts.log_events = getenv("JITGATE_TEST_LOG") != nullptr;
     opts.resume_grace_nanos = grace_nanos_;
+    opts.is_bastion_session = is_bastion_session_;
     if (config_.ca.has_value()) {
       ASSERT_OK_AND_ASSIGN(ca_, CertAuthority::Load(*config_.ca));
       opts.ca = ca_.get();
@@ -137,6 +143,7 @@ class BrokerServerTest : public ::testing::Test {
   int64_t grace_nanos_ = 30'000'000'000;
   std::string ca_yaml_;       // a `ca:` section, or ""
   std::string broker_extra_;  // more `broker:` keys, each "  key: value\n"
+  std::function<bool(pid_t)> is_bastion_session_;  // ServerOptions::is_bastion_session
   std::unique_ptr<CertAuthority> ca_;
 };
 
@@ -963,6 +970,439 @@ TEST_F(BrokerRecordingTest, RecorderGroupRecordsOnlyItsOwnUser) {
   EXPECT_EQ(open_as(nobody_uid, nogroup, "alice"), int(wire::ErrorCode::kPermissionDenied));
   EXPECT_EQ(open_as(nobody_uid, nobody->pw_gid == nogroup ? 1 : nobody->pw_gid, "nobody"),
             int(wire::ErrorCode::kPermissionDenied));
+}
+
+// Terminating sessions (docs/protocol.md §4.4, `jitgate terminate`) --------
+
+class BrokerTerminateTest : public BrokerRecordingTest {
+ protected:
+  // Files a login request for alice and has it approved by approve(id,
+  // digest) (which returns the approval's RequestInfo state, or -1); returns
+  // the request id once the requester has its Decision.
+  std::string ApprovedRequest(const std::function<int(const std::string&,
+                                                      const crypto::Sha256Digest&)>& approve) {
+    wire::Client requester = Connect();
+    StatusOr<wire::Message> m =
+        requester.Call(wire::SubmitRequest{Login("alice"), 60, false}, Soon());
+    EXPECT_OK(m.status());
+    if (!m.ok() || !std::holds_alternative<wire::RequestAccepted>(*m)) return "";
+    const wire::RequestAccepted acc = std::get<wire::RequestAccepted>(*m);
+    EXPECT_EQ(approve(acc.id, acc.digest), int(wire::RequestState::kApproved));
+    StatusOr<wire::Message> fin = requester.Receive(Soon());
+    EXPECT_OK(fin.status());
+    if (!fin.ok() || !std::holds_alternative<wire::Decision>(*fin)) return "";
+    EXPECT_EQ(std::get<wire::Decision>(*fin).outcome, wire::Outcome::kApproved);
+    return acc.id;
+  }
+
+  int ApproveHere(const std::string& id, const crypto::Sha256Digest& digest) {
+    wire::Client approver = Connect();
+    StatusOr<wire::Message> m = approver.Call(wire::Approve{id, digest, "ok"}, Soon());
+    if (!m.ok() || !std::holds_alternative<wire::RequestInfo>(*m)) return -1;
+    return int(std::get<wire::RequestInfo>(*m).state);
+  }
+
+  // Runs fn in a child process with the given uid and gid; returns its exit
+  // code (fn's result), or 100+ if the child could not get there.
+  static int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(100);
+      _exit(fn());
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  // TerminateSession over a new connection: 0 for an ack naming `expect_id`
+  // with already_ended == expect_ended, else the Error's code, else 90+.
+  int Terminate(const std::string& session, const std::string& comment,
+                const std::string& expect_id, bool expect_ended) {
+    StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+    if (!c.ok()) return 91;
+    StatusOr<wire::Message> m = c->Call(wire::TerminateSession{session, comment}, Soon());
+    if (!m.ok()) return 92;
+    if (auto* e = std::get_if<wire::Error>(&*m)) {
+      last_error_ = e->message;
+      return int(e->code);
+    }
+    auto* ack = std::get_if<wire::SessionTerminateAck>(&*m);
+    if (ack == nullptr) return 93;
+    if (ack->session != expect_id) return 94;
+    if (ack->already_ended != expect_ended) return 95;
+    return 0;
+  }
+
+  // The next message on a recording connection that is not a SessionAck.
+  static StatusOr<wire::Message> NextPush(wire::Client& c) {
+    while (true) {
+      ASSIGN_OR_RETURN(wire::Message m, c.Receive(Soon()));
+      if (!std::holds_alternative<wire::SessionAck>(m)) return m;
+    }
+  }
+
+  // The store's session_terminated events, parsed.
+  std::vector<nlohmann::json> TerminatedEvents() {
+    std::vector<nlohmann::json> out;
+    auto reader = store::StoreReader::Open(dir_.Join("store"));
+    EXPECT_OK(reader.status());
+    if (!reader.ok()) return out;
+    for (uint64_t i = 0; i < (*reader)->size(); ++i) {
+      auto e = (*reader)->ReadEntry(i);
+      if (!e.ok()) continue;
+      StatusOr<store::Entry> entry = store::ParseEntry(*e);
+      if (!entry.ok() || entry->type != uint8_t(store::EntryType::kAuditEvent)) continue;
+      nlohmann::json j = nlohmann::json::parse(AsChars(entry->body), nullptr, false);
+      if (j.is_object() && j.value("type", "") == "session_terminated") out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  std::string last_error_;
+};
+
+TEST_F(BrokerTerminateTest, ApproverEndsASessionTheRecorderIsToldAndTheEventIsDurable) {
+  Start(ApprovalPolicy(Me()));
+  const std::string request =
+      ApprovedRequest([this](const std::string& id, const crypto::Sha256Digest& d) {
+        return ApproveHere(id, d);
+      });
+  ASSERT_FALSE(request.empty());
+  wire::Client rec = Connect();
+  wire::OpenSession o = Open();
+  o.request_id = request;
+  ASSERT_OK_AND_ASSIGN(wire::Message m, rec.Call(o, Soon()));
+  const std::string id = std::get<wire::SessionOpened>(m).session;
+  std::vector<Bytes> chunks = Chunks(id, 3);
+  Stream(rec, chunks, chunks.size());
+
+  // A unique prefix is enough; the answer names the whole id.
+  EXPECT_EQ(Terminate(id.substr(0, 5), "done", id, false), 0) << last_error_;
+  ASSERT_OK_AND_ASSIGN(wire::Message pushed, NextPush(rec));
+  auto* told = std::get_if<wire::SessionTerminated>(&pushed);
+  ASSERT_NE(told, nullptr) << wire::MessageTypeName(wire::TypeOf(pushed));
+  EXPECT_EQ(told->by, Me());
+  EXPECT_EQ(told->comment, "done");
+  // Again while the recorder is ending it: the same answer, nothing new.
+  EXPECT_EQ(Terminate(id, "twice", id, false), 0) << last_error_;
+
+  // A recorder that resumes is told again right after SessionOpened.
+  wire::Client resumed = Connect();
+  wire::OpenSession again = o;
+  again.session = id;
+  ASSERT_OK_AND_ASSIGN(wire::Message reopened, resumed.Call(again, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(reopened));
+  ASSERT_OK_AND_ASSIGN(wire::Message retold, resumed.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionTerminated>(retold));
+  EXPECT_EQ(std::get<wire::SessionTerminated>(retold).by, Me());
+
+  ASSERT_OK_AND_ASSIGN(wire::Message closed,
+                       resumed.Call(wire::CloseSession{0, false, 0, "HUP", "terminated",
+                                                       chunks.size(), 0, 0},
+                                    Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionClosed>(closed))
+      << wire::MessageTypeName(wire::TypeOf(closed));
+  // Ended: said so, nothing changed.
+  EXPECT_EQ(Terminate(id, "late", id, true), 0) << last_error_;
+  EXPECT_EQ(Terminate(id.substr(0, 4), "late", id, true), 0) << last_error_;
+  StopServer();
+
+  std::vector<nlohmann::json> events = TerminatedEvents();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["session"], id);
+  EXPECT_EQ(events[0]["actor"], Me());
+  EXPECT_EQ(events[0]["comment"], "done");
+  EXPECT_EQ(events[0]["request"], request);
+  EXPECT_EQ(events[0]["policy"], "prod");
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  ASSERT_EQ(index->sessions().size(), 1u);
+  EXPECT_EQ(index->sessions()[0].end_reason, "terminated");
+  EXPECT_TRUE(index->problems().empty());
+}
+
+TEST_F(BrokerTerminateTest, UnknownShortAmbiguousAndEndedSessions) {
+  // Sessions a previous run left in the state database: two ended ones that
+  // share a prefix and one still open (its recorder has not resumed yet).
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir_.Join("jitgated.db")));
+    for (const char* id : {"k3n8aaaaaaaa", "k3n8bbbbbbbb", "k3n9openopen"}) {
+      recorder::SessionInfo info;
+      info.id = id;
+      info.recorder = "jitgate-rec";
+      info.user = "alice";
+      info.host = info.target = "db1";
+      info.login = "alice";
+      ASSERT_OK(db->SaveSession(id, recorder::SessionStartJson(info), 0,
+                                std::string_view(id) != "k3n9openopen"));
+    }
+    ASSERT_OK(db->Commit());
+  }
+  Start("policies: []\n");
+  EXPECT_EQ(Terminate("zzzzzzzzzzzz", "", "", false), int(wire::ErrorCode::kNotFound));
+  EXPECT_EQ(last_error_, "no live session zzzzzzzzzzzz");
+  EXPECT_EQ(Terminate("abc", "", "", false), int(wire::ErrorCode::kNotFound));
+  EXPECT_THAT(last_error_, HasSubstr("too short"));
+  EXPECT_EQ(Terminate("k3n8", "", "", false), int(wire::ErrorCode::kAmbiguous));
+  EXPECT_THAT(last_error_, HasSubstr("matches 2 sessions"));
+  // Sessions without a request: root only.
+  const int denied = int(wire::ErrorCode::kPermissionDenied);
+  const bool root = ::getuid() == 0;
+  EXPECT_EQ(Terminate("k3n8a", "", "k3n8aaaaaaaa", true), root ? 0 : denied) << last_error_;
+  EXPECT_EQ(Terminate("k3n9", "gone", "k3n9openopen", false), root ? 0 : denied) << last_error_;
+  if (!root) return;
+  // The restored session's recorder resumes and is told.
+  wire::Client rec = Connect();
+  wire::OpenSession resume = Open();
+  resume.session = "k3n9openopen";
+  ASSERT_OK_AND_ASSIGN(wire::Message m, rec.Call(resume, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(m));
+  ASSERT_OK_AND_ASSIGN(wire::Message told, rec.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionTerminated>(told));
+  EXPECT_EQ(std::get<wire::SessionTerminated>(told).comment, "gone");
+}
+
+TEST_F(BrokerTerminateTest, OnlyRootAndTheRequestsApproversMayTerminate) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run children as other users";
+  passwd* nobody = ::getpwnam("nobody");
+  if (nobody == nullptr) GTEST_SKIP() << "no user nobody on this machine";
+  const uid_t nobody_uid = nobody->pw_uid;
+  const gid_t nobody_gid = nobody->pw_gid;
+  constexpr uid_t kOutsider = 54321;  // no passwd entry: "uid:54321", approver of nothing
+  Start(ApprovalPolicy("nobody"));
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  const std::string request =
+      ApprovedRequest([&](const std::string& rid, const crypto::Sha256Digest& d) {
+        return RunAs(nobody_uid, nobody_gid, [&] {
+          StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+          if (!c.ok()) return 101;
+          StatusOr<wire::Message> m = c->Call(wire::Approve{rid, d, ""}, Soon());
+          if (!m.ok() || !std::holds_alternative<wire::RequestInfo>(*m)) return 102;
+          return int(std::get<wire::RequestInfo>(*m).state);
+        });
+      });
+  ASSERT_FALSE(request.empty());
+  recorder::RecordingClientOptions ro;
+  ro.socket_path = socket_;
+  wire::OpenSession with_request = Open();
+  with_request.request_id = request;
+  ASSERT_OK_AND_ASSIGN(auto approved, recorder::RecordingClient::Open(ro, with_request));
+  ASSERT_OK_AND_ASSIGN(auto unapproved, recorder::RecordingClient::Open(ro, Open()));
+  const std::string id = approved->session_id();
+
+  // An outsider is refused, and nothing happens.
+  EXPECT_EQ(RunAs(kOutsider, kOutsider, [&] { return Terminate(id, "", id, false); }),
+            int(wire::ErrorCode::kPermissionDenied));
+  // The approver of the session's request may; of a session without a
+  // request, only root.
+  EXPECT_EQ(RunAs(nobody_uid, nobody_gid,
+                  [&] { return Terminate(unapproved->session_id(), "", "", false); }),
+            int(wire::ErrorCode::kPermissionDenied));
+  EXPECT_EQ(RunAs(nobody_uid, nobody_gid, [&] { return Terminate(id, "bye", id, false); }), 0);
+  EXPECT_EQ(Terminate(unapproved->session_id(), "", unapproved->session_id(), false), 0)
+      << last_error_;
+
+  // The recording client hears of it through Poll.
+  for (int i = 0; i < 500 && !approved->terminated_by().has_value(); ++i) {
+    pollfd p{approved->fd(), POLLIN, 0};
+    ASSERT_GE(::poll(&p, 1, 10'000), 0);
+    ASSERT_OK(approved->Poll());
+  }
+  ASSERT_TRUE(approved->terminated_by().has_value());
+  EXPECT_EQ(*approved->terminated_by(), "nobody");
+  EXPECT_EQ(approved->terminate_comment(), "bye");
+  ASSERT_OK(approved->Close(wire::CloseSession{0, false, 0, "HUP", "terminated", 0, 0, 0}));
+  // The other one closes without polling first: Close reads the push
+  // wherever it arrives (before or after its CloseSession).
+  ASSERT_OK(unapproved->Close(wire::CloseSession{0, false, 0, "HUP", "terminated", 0, 0, 0}));
+  EXPECT_EQ(unapproved->terminated_by().value_or(""), Me());
+  // Ended sessions: the outsider still learns nothing.
+  EXPECT_EQ(RunAs(kOutsider, kOutsider, [&] { return Terminate(id, "", id, true); }),
+            int(wire::ErrorCode::kPermissionDenied));
+  EXPECT_EQ(RunAs(nobody_uid, nobody_gid, [&] { return Terminate(id, "", id, true); }), 0);
+  StopServer();
+  std::vector<nlohmann::json> events = TerminatedEvents();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0]["actor"], "nobody");
+  EXPECT_EQ(events[0]["session"], id);
+  EXPECT_EQ(events[1]["actor"], Me());
+  EXPECT_EQ(events[1]["request"], "");
+}
+
+// Bastion session processes (docs/bastion.md) --------------------------------
+
+// This test process plays the bastion's session process while bastion_ is
+// true; a child it forks is some other process. The broker must ask at each
+// message, so flipping bastion_ between two messages changes the answer.
+class BrokerBastionPeerTest : public BrokerCaTest {
+ protected:
+  void SetUp() override {
+    BrokerCaTest::SetUp();
+    is_bastion_session_ = [this](pid_t pid) { return pid == ::getpid() && bastion_.load(); };
+  }
+
+  static wire::RequestFields BastionRequest(const std::string& user) {
+    wire::RequestFields f;
+    f.service = "bastion";
+    f.user = user;
+    f.target_user = "root";
+    f.host = "db1";
+    f.remote_addr = "198.51.100.7";  // the person's address
+    f.tty = "ssh";
+    return f;
+  }
+
+  static wire::OpenSession BastionSession() {
+    wire::OpenSession o;
+    o.recorder = "bastion";
+    o.user = "alice";
+    o.remote_addr = "198.51.100.7";
+    o.host = "bastion1";
+    o.target = "db1";
+    o.login = "root";
+    return o;
+  }
+
+  // The answer to m over a new connection: "ok:<Type>" or "<code>: message".
+  template <typename M>
+  std::string Answer(const M& m) {
+    wire::Client c = Connect();
+    StatusOr<wire::Message> r = c.Call(m, Soon());
+    if (!r.ok()) return "call failed: " + r.status().message();
+    if (auto* e = std::get_if<wire::Error>(&*r)) {
+      return std::string(wire::ErrorCodeName(e->code)) + ": " + e->message;
+    }
+    return std::string("ok:") + std::string(wire::MessageTypeName(wire::TypeOf(*r)));
+  }
+
+  // Runs fn in a child process (another pid) as uid/gid; its exit code.
+  static int InChild(uid_t uid, gid_t gid, const std::function<int()>& fn) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(100);
+      _exit(fn());
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  std::atomic<bool> bastion_{true};
+};
+
+constexpr char kBastionPolicy[] =
+    "policies:\n"
+    "  - name: pinned\n    match: {service: [bastion], target_user: [deploy]}\n"
+    "    approve: auto\n    reason: none\n    cert:\n      source_address: [192.0.2.10]\n"
+    "  - name: anything\n    approve: auto\n    reason: none\n";
+
+TEST_F(BrokerBastionPeerTest, BastionRequestsComeOnlyFromTheBastion) {
+  Start(kBastionPolicy);  // the test's user is a submitter: that is not enough
+  bastion_ = false;
+  EXPECT_EQ(Answer(wire::SubmitRequest{BastionRequest(Me()), 0, false}),
+            "permission_denied: service 'bastion' requests come only from the bastion");
+  // Without a bastion at all (no listener), likewise.
+  StopServer();
+  is_bastion_session_ = nullptr;
+  Start(kBastionPolicy);
+  EXPECT_EQ(Answer(wire::SubmitRequest{BastionRequest(Me()), 0, false}),
+            "permission_denied: service 'bastion' requests come only from the bastion");
+  StopServer();
+  EXPECT_THAT(AuditTrail(), ::testing::IsEmpty());
+}
+
+TEST_F(BrokerBastionPeerTest, TheBastionFilesForAnyUserButOnlyServiceBastion) {
+  Start(kBastionPolicy, "nobody");  // the test's user is no submitter
+  ASSERT_EQ(Answer(wire::SubmitRequest{BastionRequest("alice"), 0, false}), "ok:Decision");
+  EXPECT_THAT(Answer(wire::SubmitRequest{Login(Me()), 0, false}),
+              ::testing::StartsWith("permission_denied: uid "));
+  EXPECT_THAT(Answer(wire::SubmitRequest{Login(Me()), 0, false}),
+              HasSubstr(" is a bastion session and files only service 'bastion' requests"));
+  // The same process once it is no bastion session: asked again, not cached.
+  bastion_ = false;
+  EXPECT_EQ(Answer(wire::SubmitRequest{Login(Me()), 0, false}), "ok:Decision");
+  EXPECT_EQ(Answer(wire::SubmitRequest{BastionRequest("alice"), 0, false}),
+            "permission_denied: service 'bastion' requests come only from the bastion");
+}
+
+TEST_F(BrokerBastionPeerTest, OnlyCertificateServicesCarryAPublicKey) {
+  Start(kBastionPolicy);
+  bastion_ = false;
+  wire::RequestFields f = Login(Me());
+  f.public_key = subject_;
+  EXPECT_EQ(Answer(wire::SubmitRequest{f, 0, false}),
+            "invalid_request: only ssh-cert and bastion requests carry a public key");
+  f.service = "sudo";
+  EXPECT_EQ(Answer(wire::SubmitRequest{f, 0, false}),
+            "invalid_request: only ssh-cert and bastion requests carry a public key");
+  EXPECT_EQ(Answer(wire::SubmitRequest{CertRequest(), 0, false}), "ok:Decision");
+}
+
+TEST_F(BrokerBastionPeerTest, BastionCertificatesTakeTheSourceAddressFromPolicyOnly) {
+  Start(kBastionPolicy, "nobody");
+  auto certificate = [&](const std::string& login) -> StatusOr<ca::Certificate> {
+    wire::RequestFields f = BastionRequest("alice");
+    f.target_user = login;
+    f.public_key = subject_;
+    wire::Client c = Connect();
+    ASSIGN_OR_RETURN(wire::Message m, c.Call(wire::SubmitRequest{f, 0, false}, Soon()));
+    auto* d = std::get_if<wire::Decision>(&m);
+    if (d == nullptr || d->outcome != wire::Outcome::kApproved) return InternalError("no approval");
+    return ca::Certificate::FromLine(d->certificate);
+  };
+  // The person's address (remote_addr) is not where the upstream connection
+  // comes from: no source-address unless the policy names one.
+  ASSERT_OK_AND_ASSIGN(ca::Certificate free, certificate("root"));
+  EXPECT_THAT(free.fields().principals, ::testing::ElementsAre("root"));
+  for (const ca::CertOption& o : free.fields().critical_options) {
+    EXPECT_NE(o.name, ca::kOptSourceAddress);
+  }
+  ASSERT_OK_AND_ASSIGN(ca::Certificate pinned, certificate("deploy"));
+  ASSERT_EQ(pinned.fields().critical_options.size(), 1u);
+  EXPECT_EQ(pinned.fields().critical_options[0].name, ca::kOptSourceAddress);
+  EXPECT_EQ(pinned.fields().critical_options[0].Value().value_or(""), "192.0.2.10");
+}
+
+TEST_F(BrokerBastionPeerTest, BastionSessionsAreRecordedOnlyByTheBastion) {
+  Start("policies: []\n", "nobody");
+  wire::Client rec = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, rec.Call(BastionSession(), Soon()));
+  auto* opened = std::get_if<wire::SessionOpened>(&m);
+  ASSERT_NE(opened, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+  wire::OpenSession other = BastionSession();
+  other.recorder = "jitgate-rec";
+  EXPECT_THAT(Answer(other),
+              HasSubstr(" is a bastion session and records only 'bastion' sessions"));
+
+  // Not the bastion: root (which may run other recorders) is refused a
+  // new bastion session and the bastion's existing one.
+  bastion_ = false;
+  EXPECT_EQ(Answer(BastionSession()),
+            "permission_denied: 'bastion' sessions are recorded only by the bastion");
+  wire::OpenSession resume = BastionSession();
+  resume.session = opened->session;
+  EXPECT_EQ(Answer(resume),
+            "permission_denied: 'bastion' sessions are recorded only by the bastion");
+  EXPECT_EQ(Answer(other), "ok:SessionOpened");
+
+  // Another process, as a plain user, is refused too (whatever bastion_ says).
+  bastion_ = true;
+  passwd* nobody = ::getpwnam("nobody");
+  if (::getuid() == 0 && nobody != nullptr) {
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+    EXPECT_EQ(InChild(nobody->pw_uid, nobody->pw_gid,
+                      [&] {
+                        StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+                        if (!c.ok()) return 101;
+                        StatusOr<wire::Message> r = c->Call(BastionSession(), Soon());
+                        if (!r.ok()) return 102;
+                        auto* e = std::get_if<wire::Error>(&*r);
+                        return e == nullptr ? 103 : int(e->code);
+                      }),
+              int(wire::ErrorCode::kPermissionDenied));
+  }
+  // The bastion itself resumes its session.
+  EXPECT_EQ(Answer(resume), "ok:SessionOpened");
 }
 
 }  // namespace

@@ -615,10 +615,35 @@ StatusOr<std::vector<StateDb::SavedSession>> StateDb::LoadOpenSessions() {
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
-                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2))});
+                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)), false});
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("loading sessions");
+  return out;
+}
+
+StatusOr<std::vector<StateDb::SavedSession>> StateDb::FindSessions(std::string_view prefix,
+                                                                   int limit) {
+  // A range on the primary key: every id with the prefix sorts in
+  // [prefix, prefix + "{"), '{' being the byte after 'z'.
+  const std::string end = std::string(prefix) + "{";
+  sqlite3_stmt* stmt = nullptr;
+  RETURN_IF_ERROR(Prepare(
+      "SELECT id, start_json, next_index, ended FROM sessions WHERE id >= ?1 AND id < ?2 "
+      "ORDER BY id LIMIT ?3",
+      &stmt));
+  sqlite3_bind_text(stmt, 1, prefix.data(), static_cast<int>(prefix.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 2, end.data(), static_cast<int>(end.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(stmt, 3, limit);
+  std::vector<SavedSession> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
+                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)),
+                   sqlite3_column_int(stmt, 3) != 0});
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Error("looking up sessions");
   return out;
 }
 

@@ -104,10 +104,14 @@ class StateDb {
     std::string id;
     std::string start_json;
     uint64_t next_index = 0;
+    bool ended = false;
   };
   // Sessions not yet ended, oldest first.
   StatusOr<std::vector<SavedSession>> LoadOpenSessions();
   StatusOr<bool> SessionExists(std::string_view id);
+  // Sessions, ended or not, whose id starts with prefix (ids are [0-9a-z]),
+  // in id order, at most limit.
+  StatusOr<std::vector<SavedSession>> FindSessions(std::string_view prefix, int limit);
 
  private:
   explicit StateDb(sqlite3* db) : db_(db) {}

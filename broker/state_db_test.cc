@@ -240,5 +240,29 @@ TEST(StateDbTest, CertificatesSerialsAndRevocationsPersist) {
   EXPECT_EQ(v2, 2u);
 }
 
+TEST(StateDbTest, FindsSessionsByIdPrefix) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir.Join("jitgated.db")));
+  ASSERT_OK(db->SaveSession("k3n8v2x9q4m1", "{\"a\":1}", 3, false));
+  ASSERT_OK(db->SaveSession("k3n8zzzzzzzz", "{\"b\":2}", 5, true));
+  ASSERT_OK(db->SaveSession("k3n9aaaaaaaa", "{}", 0, true));
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> both, db->FindSessions("k3n8", 10));
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0].id, "k3n8v2x9q4m1");
+  EXPECT_FALSE(both[0].ended);
+  EXPECT_EQ(both[0].next_index, 3u);
+  EXPECT_EQ(both[0].start_json, "{\"a\":1}");
+  EXPECT_EQ(both[1].id, "k3n8zzzzzzzz");  // 'z' is the last id character
+  EXPECT_TRUE(both[1].ended);
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> one, db->FindSessions("k3n8", 1));
+  EXPECT_EQ(one.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(one, db->FindSessions("k3n9aaaaaaaa", 10));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_TRUE(one[0].ended);
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> none, db->FindSessions("k3n7", 10));
+  EXPECT_TRUE(none.empty());
+}
+
 }  // namespace
 }  // namespace jitgate::broker

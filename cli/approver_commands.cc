@@ -1,5 +1,5 @@
-// `jitgate requests|show|approve|deny`: the approver's side of the broker
-// protocol (docs/protocol.md §5.2).
+// `jitgate requests|show|approve|deny|terminate`: the approver's side of the
+// broker protocol (docs/protocol.md §5.2, §4.4).
 #include "cli/approver_commands.h"
 
 #include <boost/program_options.hpp>
@@ -275,6 +275,65 @@ int RunApprove(const std::vector<std::string>& args, const ApproverIo& io) {
 
 int RunDeny(const std::vector<std::string>& args, const ApproverIo& io) {
   return Vote(args, io, /*approve=*/false);
+}
+
+int RunTerminate(const std::vector<std::string>& args, const ApproverIo& io) {
+  po::options_description desc("jitgate terminate");
+  std::string comment;
+  desc.add_options()("session", po::value<std::string>(),
+                     "session id or a unique prefix (>= 4 chars), as `jitgate sessions` shows")(
+      "comment", po::value(&comment), "why; recorded and shown to the session's user");
+  po::positional_options_description pos;
+  pos.add("session", 1);
+  po::variables_map vm;
+  if (!Parse(args, desc, pos, &vm, io,
+             "jitgate terminate SESSION [--comment TEXT] [--socket PATH]")) {
+    return 0;
+  }
+  if (!vm.count("session")) return UsageError(io, "missing SESSION");
+  const std::string& typed = vm["session"].as<std::string>();
+  // Session ids share the request ids' alphabet.
+  std::optional<std::string> session = NormalizeIdSelector(typed);
+  if (!session.has_value()) {
+    return UsageError(io, "'" + EscapeForTerminal(typed) +
+                              "' is not a session id (4 to 32 characters of 0-9 and a-z)");
+  }
+  if (comment.size() > wire::kMaxCommentField) {
+    return UsageError(io, "--comment is " + std::to_string(comment.size()) +
+                              " bytes; the limit is " + std::to_string(wire::kMaxCommentField));
+  }
+  if (comment.find('\0') != std::string::npos) return UsageError(io, "--comment contains a NUL");
+
+  StatusOr<wire::Client> client = Connect(SocketPath(vm, io), io);
+  if (!client.ok()) return Fail(io, StatusLine(client.status()));
+  StatusOr<Reply<wire::SessionTerminateAck>> reply =
+      Call<wire::SessionTerminateAck>(*client, wire::TerminateSession{*session, comment}, io);
+  const std::string sid = EscapeForTerminal(*session);
+  if (!reply.ok()) {
+    return Fail(io, StatusLine(reply.status()) + " (session " + sid + " may not be terminated)");
+  }
+  if (reply->error) {
+    const wire::Error& e = *reply->error;
+    switch (e.code) {
+      case wire::ErrorCode::kNotFound:
+        return Fail(io, "no live session " + sid);
+      case wire::ErrorCode::kAmbiguous:
+        return Fail(io, sid + " matches several sessions; type more of its id");
+      case wire::ErrorCode::kPermissionDenied:
+        return Fail(io, "you may not terminate session " + sid +
+                            ": only root and the approvers of the request it runs under may");
+      default:
+        return Fail(io, "broker error (" + std::string(wire::ErrorCodeName(e.code)) +
+                            "): " + EscapeForTerminal(e.message));
+    }
+  }
+  const std::string full = EscapeForTerminal(reply->value->session);
+  if (reply->value->already_ended) {
+    *io.out << "session " << full << " had already ended\n";
+  } else {
+    *io.out << "session " << full << " terminated\n";
+  }
+  return 0;
 }
 
 }  // namespace jitgate::cli

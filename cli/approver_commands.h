@@ -4,6 +4,7 @@
 //   jitgate show ID [--json]
 //   jitgate approve ID [--comment TEXT] [--yes]
 //   jitgate deny ID [--comment TEXT]
+//   jitgate terminate SESSION [--comment TEXT]
 //
 // All take --socket PATH (else $JITGATE_SOCKET, else the default socket).
 // Each returns the process exit code: 0 done, 1 refused or failed (one line on
@@ -13,6 +14,12 @@
 // approve and deny always fetch the request with GetRequest, print it, and
 // send back the digest of exactly what was printed, so a vote can only ever
 // apply to the request the approver saw.
+//
+// terminate ends a live recorded session (docs/protocol.md §4.4): SESSION is
+// a session id or a unique prefix of at least 4 characters; root and the
+// approvers of the request the session runs under may. It prints "session X
+// terminated" once the broker has recorded it (the session's recorder then
+// ends it), or "session X had already ended".
 #ifndef JITGATE_CLI_APPROVER_COMMANDS_H_
 #define JITGATE_CLI_APPROVER_COMMANDS_H_
 
@@ -45,6 +52,7 @@ int RunRequests(const std::vector<std::string>& args, const ApproverIo& io);
 int RunShow(const std::vector<std::string>& args, const ApproverIo& io);
 int RunApprove(const std::vector<std::string>& args, const ApproverIo& io);
 int RunDeny(const std::vector<std::string>& args, const ApproverIo& io);
+int RunTerminate(const std::vector<std::string>& args, const ApproverIo& io);
 
 }  // namespace jitgate::cli
 

@@ -278,5 +278,85 @@ TEST_F(ApproverCommandsTest, UsageErrors) {
   EXPECT_THAT(err_.str(), Not(HasSubstr("unreachable")));
 }
 
+// jitgate terminate ----------------------------------------------------------
+
+// Expects one TerminateSession and answers with reply.
+FakeBroker::Script TerminateScript(wire::Message reply) {
+  return [reply](FakeBrokerConnection& c) -> Status {
+    RETURN_IF_ERROR(c.Handshake().status());
+    RETURN_IF_ERROR(Expect<wire::TerminateSession>(c.Read()).status());
+    return c.Send(reply);
+  };
+}
+
+TEST_F(ApproverCommandsTest, TerminateSendsThePrefixAndComment) {
+  FakeBroker broker(TerminateScript(wire::SessionTerminateAck{"k3n8v2x9q4m1", false}));
+  EXPECT_EQ(RunTerminate(Args({"K3N8", "--comment", "done"}, broker), Io()), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "session k3n8v2x9q4m1 terminated\n");
+  EXPECT_EQ(err_.str(), "");
+  std::vector<wire::Message> got = broker.Received();
+  ASSERT_EQ(got.size(), 2u);
+  const auto& t = std::get<wire::TerminateSession>(got[1]);
+  EXPECT_EQ(t.session, "k3n8");
+  EXPECT_EQ(t.comment, "done");
+}
+
+TEST_F(ApproverCommandsTest, TerminateOfAnEndedSessionSaysSo) {
+  FakeBroker broker(TerminateScript(wire::SessionTerminateAck{"k3n8v2x9q4m1", true}));
+  EXPECT_EQ(RunTerminate(Args({"k3n8v2x9q4m1"}, broker), Io()), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "session k3n8v2x9q4m1 had already ended\n");
+}
+
+TEST_F(ApproverCommandsTest, TerminateRefusalsAreOneLine) {
+  struct Case {
+    wire::ErrorCode code;
+    std::string line;
+  };
+  for (const Case& k : std::vector<Case>{
+           {wire::ErrorCode::kNotFound, "jitgate: no live session k3n8\n"},
+           {wire::ErrorCode::kAmbiguous,
+            "jitgate: k3n8 matches several sessions; type more of its id\n"},
+           {wire::ErrorCode::kPermissionDenied,
+            "jitgate: you may not terminate session k3n8: only root and the approvers of the "
+            "request it runs under may\n"},
+           {wire::ErrorCode::kInternal,
+            "jitgate: broker error (internal): broker state database failed\n"},
+       }) {
+    SCOPED_TRACE(std::string(wire::ErrorCodeName(k.code)));
+    out_.str("");
+    err_.str("");
+    FakeBroker broker(TerminateScript(wire::Error{k.code, "broker state database failed"}));
+    EXPECT_EQ(RunTerminate(Args({"k3n8"}, broker), Io()), 1);
+    EXPECT_EQ(err_.str(), k.line);
+    EXPECT_EQ(out_.str(), "");
+  }
+}
+
+TEST_F(ApproverCommandsTest, TerminateUsageErrorsReachNoBroker) {
+  FakeBroker broker([](FakeBrokerConnection&) { return OkStatus(); });
+  EXPECT_EQ(RunTerminate(Args({"k3n"}, broker), Io()), 2);
+  EXPECT_EQ(err_.str(),
+            "jitgate: 'k3n' is not a session id (4 to 32 characters of 0-9 and a-z)\n");
+  err_.str("");
+  EXPECT_EQ(RunTerminate(Args({}, broker), Io()), 2);
+  EXPECT_EQ(err_.str(), "jitgate: missing SESSION\n");
+  err_.str("");
+  EXPECT_EQ(RunTerminate(Args({"k3n8", "--comment", std::string(513, 'c')}, broker), Io()), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("the limit is 512"));
+  EXPECT_EQ(broker.connections(), 0);
+  out_.str("");
+  EXPECT_EQ(RunTerminate({"--help"}, Io()), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("usage: jitgate terminate SESSION [--comment TEXT]"));
+}
+
+TEST_F(ApproverCommandsTest, TerminateWithoutABroker) {
+  ApproverIo io = Io();
+  io.socket_env = "/nonexistent/jitgated.sock";
+  EXPECT_EQ(RunTerminate({"k3n8"}, io), 1);
+  EXPECT_EQ(err_.str(),
+            "jitgate: broker unreachable at /nonexistent/jitgated.sock: No such file or "
+            "directory\n");
+}
+
 }  // namespace
 }  // namespace jitgate::cli

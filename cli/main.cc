@@ -29,6 +29,7 @@ constexpr char kUsage[] =
     "  sessions     list recorded sessions (--user, --target, --since, --json)\n"
     "  replay S     play session S back on this terminal (escape sequences filtered)\n"
     "  watch S      follow a live session as it is recorded\n"
+    "  terminate S  end live session S (root and the approvers of its request)\n"
     "  export S     write session S as an asciicast v2 file (--format asciicast)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
 
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
     if (args[0] == "replay") return jitgate::cli::RunReplay(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "watch") return jitgate::cli::RunWatch(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "export") return jitgate::cli::RunExport(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "terminate") {
+      return jitgate::cli::RunTerminate(rest, jitgate::cli::DefaultApproverIo());
+    }
     if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
       std::cout << kUsage;
       return 0;

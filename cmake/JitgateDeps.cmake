@@ -7,6 +7,7 @@ find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3.10 REQUIRED)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
+pkg_check_modules(LIBSSH REQUIRED IMPORTED_TARGET libssh>=0.10)
 find_package(SQLite3 REQUIRED)
 include(GoogleTest)
 

@@ -153,6 +153,7 @@ class Relay {
   void TryReap();
   void HangUp(int sig);
   void KillAndReap();
+  Status EndOnRequest(const std::string& line);
   Status Loop();
 
   const RelayOptions& o_;
@@ -171,6 +172,9 @@ class Relay {
   bool in_is_tty_ = false;
   bool have_tio_ = false;
   termios saved_tio_{};  // in_fd's settings before raw mode
+  // Ending on request: when the child is killed unless it has exited.
+  std::optional<std::chrono::steady_clock::time_point> end_kill_at_;
+  bool end_killed_ = false;
 };
 
 Status Relay::Emit(Record r) {
@@ -375,6 +379,24 @@ void Relay::KillAndReap() {
   reaped_ = true;
 }
 
+Status Relay::EndOnRequest(const std::string& line) {
+  result_.ended_on_request = true;
+  end_kill_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.end_grace_ms);
+  // Nothing more the user types reaches the session.
+  in_open_ = false;
+  pending_in_.clear();
+  pending_off_ = 0;
+  if (!o_.use_pty) child_in_.reset();
+  // The user's terminal is in raw mode with a pty: CR LF, not LF.
+  const std::string text = o_.use_pty ? "\r\n" + line + "\r\n" : line + "\n";
+  const int dst = o_.use_pty ? o_.out_fd : o_.err_fd;
+  Bytes bytes(text.begin(), text.end());
+  RETURN_IF_ERROR(Emit(Record{Stream::kOutput, Now(), bytes, 0, 0}));
+  (void)WriteAll(dst, bytes.data(), bytes.size());  // the user may be gone
+  HangUp(SIGHUP);
+  return OkStatus();
+}
+
 Status Relay::HandleSignals() {
   unsigned char sigs[64];
   ssize_t n;
@@ -441,12 +463,15 @@ Status Relay::Loop() {
     if (efd >= 0) add(kExtra, efd, POLLIN);
 
     int timeout = -1;
-    if (dirty_ && o_.on_flush) {
-      auto due = last_flush_ + std::chrono::milliseconds(o_.flush_interval_ms);
+    auto wait_until = [&](std::chrono::steady_clock::time_point due) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           due - std::chrono::steady_clock::now());
-      timeout = static_cast<int>(std::max<int64_t>(0, left.count()) + 1);
-    }
+      int ms = static_cast<int>(std::max<int64_t>(0, left.count()) + 1);
+      if (timeout < 0 || ms < timeout) timeout = ms;
+    };
+    if (dirty_ && o_.on_flush)
+      wait_until(last_flush_ + std::chrono::milliseconds(o_.flush_interval_ms));
+    if (end_kill_at_ && !end_killed_) wait_until(*end_kill_at_);
     int r = poll(fds.data(), fds.size(), timeout);
     if (r < 0 && errno != EINTR) return ErrnoToStatus(errno, "poll");
     auto ready = [&](Slot s, short ev) {
@@ -473,6 +498,15 @@ Status Relay::Loop() {
     }
     // Belt and braces: SIGCHLD is the wake-up, waitpid the truth.
     TryReap();
+    if (!end_kill_at_ && !reaped_ && o_.end_requested) {
+      if (std::optional<std::string> line = o_.end_requested())
+        RETURN_IF_ERROR(EndOnRequest(*line));
+    }
+    if (end_kill_at_ && !end_killed_ && !reaped_ &&
+        std::chrono::steady_clock::now() >= *end_kill_at_) {
+      HangUp(SIGKILL);
+      end_killed_ = true;
+    }
     if (dirty_ && o_.on_flush &&
         std::chrono::steady_clock::now() - last_flush_ >=
             std::chrono::milliseconds(o_.flush_interval_ms)) {

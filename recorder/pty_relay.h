@@ -20,6 +20,11 @@
 // then SIGKILL after kill_grace_ms, it is reaped, and the callback's error
 // is returned; nothing more is relayed.
 //
+// Ending on request (`jitgate terminate`): once end_requested returns a
+// line, the relay shows it to the user, stops passing input on, hangs up
+// the child and kills it after end_grace_ms, and goes on recording what the
+// child still says until it exits.
+//
 // RunRelay installs handlers for SIGCHLD, SIGWINCH, SIGHUP and SIGTERM and
 // ignores SIGPIPE while it runs, restoring the previous dispositions before
 // it returns. It is therefore not thread-safe, and only one may run at a time
@@ -77,6 +82,15 @@ struct RelayOptions {
   std::function<Status()> on_extra_readable;
   // After a failure: how long the child has between SIGHUP and SIGKILL.
   int64_t kill_grace_ms = 1000;
+  // Asked after every turn of the loop (so after on_extra_readable): the
+  // line to tell the user if the session must end now, else nullopt
+  // (jitgate-rec: RecordingClient::terminated_by()). The line (no newline)
+  // is written to out_fd with a pty (in raw mode, so CR LF around it), to
+  // err_fd without, and recorded as output; then the user's input is no
+  // longer read, the child (with a pty, its process group) gets SIGHUP, and
+  // SIGKILL end_grace_ms later if it has not exited.
+  std::function<std::optional<std::string>()> end_requested;
+  int64_t end_grace_ms = 2000;
 };
 
 struct RelayResult {
@@ -86,6 +100,7 @@ struct RelayResult {
   int term_signal = 0;     // when signaled
   uint64_t bytes_in = 0;   // recorded as kInput
   uint64_t bytes_out = 0;  // recorded as kOutput
+  bool ended_on_request = false;  // end_requested ended it
   // The shell convention: exit_status, or 128 + term_signal.
   int ShellStatus() const { return signaled ? 128 + term_signal : exit_status; }
 };

@@ -9,6 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -290,6 +292,84 @@ TEST(PtyRelayTest, RecordingFailureKillsTheChild) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
     // Nothing unrecorded was passed on.
     EXPECT_EQ(out.ReadAll(), "");
+  }
+}
+
+// jitgate terminate: once asked, the relay tells the user, stops their
+// input, hangs the child up and records what it still says.
+TEST(PtyRelayTest, EndOnRequestTellsTheUserAndHangsUp) {
+  for (bool pty : {true, false}) {
+    SCOPED_TRACE(pty ? "pty" : "pipes");
+    Collector c;
+    Pipe in, out, err;
+    bool ready = false;
+    int asked = 0;
+    RelayOptions o =
+        Sh("trap 'echo hup; exit 5' HUP; echo ready; while :; do sleep 0.05; done", &c);
+    o.on_record = [&](const Record& r) {
+      if (r.stream == Stream::kOutput &&
+          std::string(r.data.begin(), r.data.end()).find("ready") != std::string::npos) {
+        ready = true;
+      }
+      return c.Add(r);
+    };
+    o.end_requested = [&]() -> std::optional<std::string> {
+      ++asked;
+      if (!ready) return std::nullopt;
+      return "jitgate: session terminated by bob: done";
+    };
+    o.use_pty = pty;
+    o.in_fd = in.r.get();  // left open: the user could still type
+    o.out_fd = out.w.get();
+    o.err_fd = err.w.get();
+    StatusOr<RelayResult> r = RunRelay(o);
+    ASSERT_OK(r.status());
+    EXPECT_TRUE(r->ended_on_request);
+    EXPECT_FALSE(r->signaled);
+    EXPECT_EQ(r->exit_status, 5);
+    const std::string line = pty ? "\r\njitgate: session terminated by bob: done\r\n"
+                                 : "jitgate: session terminated by bob: done\n";
+    std::string shown = pty ? out.ReadAll() : err.ReadAll();
+    EXPECT_THAT(shown, HasSubstr(line));
+    // The line is part of the recording, before what the child said after.
+    std::string recorded = c.Text(Stream::kOutput);
+    size_t at = recorded.find(line);
+    ASSERT_NE(at, std::string::npos) << recorded;
+    EXPECT_NE(recorded.find("hup", at), std::string::npos) << recorded;
+    EXPECT_GE(asked, 1);
+  }
+}
+
+TEST(PtyRelayTest, EndOnRequestKillsAChildThatIgnoresTheHangup) {
+  for (bool pty : {true, false}) {
+    SCOPED_TRACE(pty ? "pty" : "pipes");
+    Collector c;
+    Pipe in, out, err;
+    in.w.reset();
+    RelayOptions o = Sh("trap '' HUP; echo ready; exec sleep 100", &c);
+    bool ready = false;
+    o.on_record = [&](const Record& r) {
+      if (r.stream == Stream::kOutput) ready = true;
+      return c.Add(r);
+    };
+    o.end_requested = [&]() -> std::optional<std::string> {
+      if (!ready) return std::nullopt;
+      return "jitgate: session terminated by root";
+    };
+    o.end_grace_ms = 300;
+    o.use_pty = pty;
+    o.in_fd = in.r.get();
+    o.out_fd = out.w.get();
+    o.err_fd = err.w.get();
+    auto t0 = std::chrono::steady_clock::now();
+    StatusOr<RelayResult> r = RunRelay(o);
+    auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_OK(r.status());
+    EXPECT_TRUE(r->ended_on_request);
+    EXPECT_TRUE(r->signaled);
+    EXPECT_EQ(r->term_signal, SIGKILL);
+    EXPECT_GE(took, std::chrono::milliseconds(300));
+    EXPECT_LT(took, std::chrono::seconds(10));
   }
 }
 

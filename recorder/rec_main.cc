@@ -5,7 +5,8 @@
 //   jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [-c COMMAND]
 //
 // Fail closed: nothing runs unless the broker has opened the session, and
-// the session is killed if recording breaks mid-way.
+// the session is killed if recording breaks mid-way. `jitgate terminate`
+// ends it too: the broker tells us, we tell the user and hang it up.
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/auxv.h>
@@ -22,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/text.h"
 #include "core/wire/messages.h"
 #include "recorder/pty_relay.h"
 #include "recorder/recording_client.h"
@@ -216,6 +218,14 @@ int Main(int argc, char** argv) {
   relay.on_flush = [client]() { return client->Flush(); };
   relay.extra_fd = [client]() { return client->fd(); };
   relay.on_extra_readable = [client]() { return client->Poll(); };
+  // `jitgate terminate`: the broker told us to end the session.
+  relay.end_requested = [client]() -> std::optional<std::string> {
+    if (!client->terminated_by().has_value()) return std::nullopt;
+    const std::string& comment = client->terminate_comment();
+    return "jitgate: session terminated by " +
+           EscapeForTerminal(*client->terminated_by()) +
+           (comment.empty() ? "" : ": " + EscapeForTerminal(comment));
+  };
   StatusOr<RelayResult> result = RunRelay(relay);
   if (!result.ok()) {
     // The child has been killed; tell the broker why if it still listens.
@@ -230,7 +240,7 @@ int Main(int argc, char** argv) {
 
   wire::CloseSession end;
   end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
-  end.end_reason = "closed";
+  end.end_reason = result->ended_on_request ? "terminated" : "closed";
   if (result->signaled) {
     end.exit_signal = SignalName(result->term_signal);
   } else {

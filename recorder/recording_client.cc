@@ -34,6 +34,14 @@ StatusOr<std::unique_ptr<RecordingClient>> RecordingClient::Open(
 
 Status RecordingClient::HandleMessage(const wire::Message& m) {
   if (auto* e = std::get_if<wire::Error>(&m)) return BrokerError(*e);
+  if (auto* t = std::get_if<wire::SessionTerminated>(&m)) {
+    // Told again after a resume: the first word stands.
+    if (!terminated_by_.has_value()) {
+      terminated_by_ = t->by;
+      terminate_comment_ = t->comment;
+    }
+    return OkStatus();
+  }
   auto* ack = std::get_if<wire::SessionAck>(&m);
   if (ack == nullptr) {
     return DataLossError("jitgate broker sent " + wire::MessageTypeName(wire::TypeOf(m)) +
@@ -145,8 +153,10 @@ Status RecordingClient::Close(wire::CloseSession end) {
   RETURN_IF_ERROR(WaitForAcks(0));
   end.chunks = builder_.chunks();
   ASSIGN_OR_RETURN(wire::Message m, client_->Call(end, In(options_.ack_timeout_ms)));
-  // Acks may still be queued before the answer.
-  while (std::holds_alternative<wire::SessionAck>(m)) {
+  // Acks (and a termination that crossed our CloseSession) may still be
+  // queued before the answer.
+  while (std::holds_alternative<wire::SessionAck>(m) ||
+         std::holds_alternative<wire::SessionTerminated>(m)) {
     RETURN_IF_ERROR(HandleMessage(m));
     ASSIGN_OR_RETURN(m, client_->Receive(In(options_.ack_timeout_ms)));
   }

@@ -14,6 +14,11 @@
 // ends the session (fail closed: a session that cannot be recorded does not
 // go on).
 //
+// The broker may push SessionTerminated (`jitgate terminate`): the client
+// remembers who ended the session and why (terminated_by(),
+// terminate_comment()) and carries on recording; the caller polls
+// terminated_by() and ends the session, then calls Close.
+//
 // Not thread-safe; one per session.
 #ifndef JITGATE_RECORDER_RECORDING_CLIENT_H_
 #define JITGATE_RECORDER_RECORDING_CLIENT_H_
@@ -54,7 +59,8 @@ class RecordingClient {
   // Sends the records gathered so far as a chunk (call it on a timer so
   // that a live session reaches the store, and `jitgate watch`, promptly).
   Status Flush();
-  // Reads acknowledgements that have arrived, without waiting.
+  // Reads acknowledgements (and a termination) that have arrived, without
+  // waiting.
   Status Poll();
   // Flushes, waits until every chunk is acknowledged, sends CloseSession and
   // waits for SessionClosed. end.chunks is filled in.
@@ -64,6 +70,11 @@ class RecordingClient {
   uint64_t chunks_acked() const { return acked_; }
   // The connection's fd (to poll for acknowledgements), or -1.
   int fd() const { return client_.has_value() ? client_->fd() : -1; }
+  // Who terminated the session (SessionTerminated.by), once the broker has
+  // said so; nullopt while nobody has. Set by whichever call read the push.
+  const std::optional<std::string>& terminated_by() const { return terminated_by_; }
+  // The terminator's comment ("" if none or not terminated).
+  const std::string& terminate_comment() const { return terminate_comment_; }
 
  private:
   RecordingClient(RecordingClientOptions options, wire::OpenSession meta, std::string session)
@@ -83,6 +94,8 @@ class RecordingClient {
   std::deque<Bytes> unacked_;  // chunks acked_, acked_ + 1, ...
   uint64_t acked_ = 0;
   bool reconnected_ = false;  // at most one reconnect per call
+  std::optional<std::string> terminated_by_;
+  std::string terminate_comment_;
 };
 
 }  // namespace jitgate::recorder

@@ -395,6 +395,15 @@ void Layout(IO& io, M& m) {
              "field exit_status: must be 0 when has_exit_status is 0");
   } else if constexpr (std::is_same_v<T, SessionClosed>) {
     io.U64("chunks", m.chunks);
+  } else if constexpr (std::is_same_v<T, TerminateSession>) {
+    io.Str("session", m.session, kMaxRequestIdLength, StrKind::kId);
+    io.Str("comment", m.comment, kMaxCommentField);
+  } else if constexpr (std::is_same_v<T, SessionTerminateAck>) {
+    io.Str("session", m.session, kMaxRequestIdLength, StrKind::kId);
+    io.Bool("already_ended", m.already_ended);
+  } else if constexpr (std::is_same_v<T, SessionTerminated>) {
+    io.Str("by", m.by, kMaxLabelField, StrKind::kNonEmpty);
+    io.Str("comment", m.comment, kMaxCommentField);
   } else if constexpr (std::is_same_v<T, CaInfo>) {
     io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
     io.U32("max_ttl_seconds", m.max_ttl_seconds);
@@ -479,6 +488,9 @@ StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body) {
       case MessageType::kSessionAck: return DecodeAs<SessionAck>(body);
       case MessageType::kCloseSession: return DecodeAs<CloseSession>(body);
       case MessageType::kSessionClosed: return DecodeAs<SessionClosed>(body);
+      case MessageType::kTerminateSession: return DecodeAs<TerminateSession>(body);
+      case MessageType::kSessionTerminateAck: return DecodeAs<SessionTerminateAck>(body);
+      case MessageType::kSessionTerminated: return DecodeAs<SessionTerminated>(body);
     }
     return InvalidArgumentError("unknown message type");
   }();

@@ -315,13 +315,39 @@ struct SessionClosed {
   friend bool operator==(const SessionClosed&, const SessionClosed&) = default;
 };
 
+// Ends a live recorded session (`jitgate terminate`). The broker tells the
+// session's recorder (SessionTerminated), which ends the session and closes
+// it with end_reason "terminated". Answered by SessionTerminateAck or Error.
+struct TerminateSession {
+  static constexpr MessageType kType = MessageType::kTerminateSession;
+  std::string session;  // full id or unique prefix (>= 4 characters)
+  std::string comment;  // why; recorded and shown to the session's user
+  friend bool operator==(const TerminateSession&, const TerminateSession&) = default;
+};
+
+struct SessionTerminateAck {
+  static constexpr MessageType kType = MessageType::kSessionTerminateAck;
+  std::string session;         // the full id
+  bool already_ended = false;  // it had ended before: nothing was done
+  friend bool operator==(const SessionTerminateAck&, const SessionTerminateAck&) = default;
+};
+
+// Pushed to a session's recorder: end the session now.
+struct SessionTerminated {
+  static constexpr MessageType kType = MessageType::kSessionTerminated;
+  std::string by;  // the user who terminated it
+  std::string comment;
+  friend bool operator==(const SessionTerminated&, const SessionTerminated&) = default;
+};
+
 // Any message of protocol version 1.
 using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
                              RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
                              RequestList, GetRequest, RequestInfo, Approve, Deny, Follow,
                              ListCerts, CertList, Revoke, SignHostKey, HostCertificate, GetCaInfo,
                              CaInfo, OpenSession, SessionOpened, SessionData, SessionAck,
-                             CloseSession, SessionClosed>;
+                             CloseSession, SessionClosed, TerminateSession,
+                             SessionTerminateAck, SessionTerminated>;
 
 // The wire type of m.
 MessageType TypeOf(const Message& m);

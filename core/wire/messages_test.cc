@@ -49,7 +49,7 @@ TEST(MessagesTest, SamplesCoverEveryType) {
   int known = 0;
   for (int t = 0; t < 256; ++t) known += IsKnownMessageType(uint8_t(t));
   EXPECT_EQ(seen.size(), size_t(known));
-  EXPECT_EQ(known, 31);
+  EXPECT_EQ(known, 34);
 }
 
 TEST(MessagesTest, EveryMessageRoundTripsThroughAFrame) {
@@ -111,7 +111,7 @@ TEST(MessagesTest, TrailingBytesAreRejected) {
 }
 
 TEST(MessagesTest, UnknownTypeIsRejected) {
-  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x36, 0x7f, 0xff}) {
+  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x2f, 0x39, 0x7f, 0xff}) {
     EXPECT_THAT(DecodeMessage(t, {}).status(),
                 StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown message type")));
   }
@@ -334,6 +334,51 @@ TEST(MessagesTest, SessionChunksAreBinaryAndCapped) {
   OpenSession o = testonly::SampleOpenSession();
   o.session = "NOT-AN-ID";
   EXPECT_THAT(EncodeMessage(o).status(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("field session")));
+}
+
+TEST(MessagesTest, TerminationFieldsAreChecked) {
+  EXPECT_THAT(EncodeMessage(TerminateSession{"", ""}).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("TerminateSession: field session: not a request id")));
+  EXPECT_THAT(EncodeMessage(TerminateSession{"K3N8", ""}).status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field session: not a request id")));
+  EXPECT_THAT(
+      EncodeMessage(TerminateSession{"k3n8", std::string(kMaxCommentField + 1, 'c')}).status(),
+      StatusIs(StatusCode::kInvalidArgument,
+               "TerminateSession: field comment: 513 bytes exceeds the cap of 512"));
+  EXPECT_THAT(EncodeMessage(SessionTerminated{"", "x"}).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SessionTerminated: field by: must not be empty"));
+  EXPECT_THAT(EncodeMessage(SessionTerminated{std::string("b\0b", 3), ""}).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SessionTerminated: field by: contains a NUL byte"));
+  // On the wire: a length over the cap is refused before it is trusted, the
+  // bool is 0 or 1, and the session id is checked.
+  ByteWriter w;
+  w.PutU32Prefixed(std::string_view("k3n8"));
+  w.PutU32(0x10000);
+  EXPECT_THAT(DecodeStatus(MessageType::kTerminateSession, w.Release()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "TerminateSession: field comment: length 65536 exceeds the cap of 512"));
+  EXPECT_THAT(DecodeStatus(MessageType::kSessionTerminateAck,
+                           Patched(SessionTerminateAck{"k3n8v2x9q4m1", false}, 16, 2)),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SessionTerminateAck: field already_ended: bool must be 0 or 1, got 2"));
+  ByteWriter bad;
+  bad.PutU32Prefixed(std::string_view("k3n8-v2"));
+  bad.PutU8(0);
+  EXPECT_THAT(DecodeStatus(MessageType::kSessionTerminateAck, bad.Release()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("SessionTerminateAck: field session: not a request id")));
+  ByteWriter big;
+  big.PutU32Prefixed(std::string(kMaxLabelField + 1, 'b'));
+  big.PutU32Prefixed(std::string_view(""));
+  EXPECT_THAT(DecodeStatus(MessageType::kSessionTerminated, big.Release()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "SessionTerminated: field by: length 257 exceeds the cap of 256"));
+  // Exact bytes: string "k3n8" | u8 1.
+  ASSERT_OK_AND_ASSIGN(Bytes frame, EncodeMessage(SessionTerminateAck{"k3n8", true}));
+  EXPECT_EQ(HexEncode(frame), "0000000a37" "000000046b336e38" "01");
 }
 
 TEST(MessagesTest, DigestOfRequestsWithoutAKeyIsUnchanged) {

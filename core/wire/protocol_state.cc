@@ -77,6 +77,9 @@ Status ProtocolState::OnClientMessage(const Message& m) {
           Expect(MessageType::kSessionOpened, false);
           then_record_ = true;
           return OkStatus();
+        case MessageType::kTerminateSession:
+          Expect(MessageType::kSessionTerminateAck, false);
+          return OkStatus();
         default:
           break;
       }
@@ -188,9 +191,12 @@ Status ProtocolState::OnServerMessage(const Message& m) {
       break;
     case ConnState::kRecording:
       if (type == MessageType::kSessionAck) return OkStatus();
+      if (type == MessageType::kSessionTerminated) return OkStatus();
       break;
     case ConnState::kClosing:
+      // A termination may cross the recorder's CloseSession on the wire.
       if (type == MessageType::kSessionAck) return OkStatus();
+      if (type == MessageType::kSessionTerminated) return OkStatus();
       if (type == MessageType::kSessionClosed) {
         state_ = ConnState::kDone;
         return OkStatus();

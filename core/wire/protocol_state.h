@@ -26,8 +26,10 @@ enum class ConnState : uint8_t {
   kCancelling,   // Cancel sent; StatusUpdate* then Decision
   kReply,        // one broker reply owed (HelloAck, RequestList, RequestInfo)
   kFollowing,    // Follow snapshot sent; RequestInfo pushed until close
-  kRecording,    // SessionOpened: SessionData / CloseSession; SessionAck pushed
-  kClosing,      // CloseSession sent: SessionAck* then SessionClosed
+  kRecording,    // SessionOpened: SessionData / CloseSession; SessionAck,
+                 // SessionTerminated pushed
+  kClosing,      // CloseSession sent: SessionAck* (and SessionTerminated) then
+                 // SessionClosed
   kDone,         // final answer or fatal error: nothing more; close
 };
 std::string_view ConnStateName(ConnState s);

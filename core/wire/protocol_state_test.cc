@@ -106,6 +106,23 @@ TEST(ProtocolStateTest, AllowedConversations) {
             C(OpenSession{}, CS::kReply), S(SessionOpened{"s1", 0}, CS::kRecording),
             S(Error{ErrorCode::kInvalidRequest, "chunk 3 out of order"}, CS::kDone)}),
       __LINE__);
+  // Terminate: an approver command answered by an ack or a non-fatal error;
+  // the recorder is told while recording, or while closing (crossed).
+  Converse(Plus(Handshake(),
+           {C(TerminateSession{"k3n8", "done"}, CS::kReply),
+            S(Error{ErrorCode::kPermissionDenied, "no"}, CS::kReady),
+            C(TerminateSession{"k3n8", ""}, CS::kReply),
+            S(SessionTerminateAck{"k3n8v2x9q4m1", false}, CS::kReady),
+            C(TerminateSession{"k3n8v2x9q4m1", ""}, CS::kReply),
+            S(SessionTerminateAck{"k3n8v2x9q4m1", true}, CS::kReady)}),
+      __LINE__);
+  Converse(Plus(Handshake(),
+           {C(testonly::SampleOpenSession(), CS::kReply), S(SessionOpened{"s1", 0}, CS::kRecording),
+            S(SessionTerminated{"bob", "done"}, CS::kRecording),
+            C(SessionData{Bytes{1}}, CS::kRecording), C(CloseSession{}, CS::kClosing),
+            S(SessionTerminated{"bob", ""}, CS::kClosing), S(SessionAck{1}, CS::kClosing),
+            S(SessionClosed{1}, CS::kDone)}),
+      __LINE__);
   // Follow: snapshot, then pushes.
   Converse(Plus(Handshake(), {C(Follow{}, CS::kReply), S(RequestList{}, CS::kFollowing),
                          S(testonly::SampleInfo(), CS::kFollowing),
@@ -183,7 +200,21 @@ TEST(ProtocolStateTest, WrongStateIsRefused) {
           __LINE__);
   Refused(Handshake(), S(SessionAck{}, x), "state machine error: SessionAck not allowed in state READY",
           __LINE__);
+  Refused(Handshake(), S(SessionTerminated{"bob", ""}, x),
+          "state machine error: SessionTerminated not allowed in state READY", __LINE__);
+  Refused(Plus(Handshake(), {C(TerminateSession{"k3n8", ""}, x)}),
+          S(SessionTerminated{"bob", ""}, x),
+          "state machine error: SessionTerminated not allowed in state REPLY (expecting "
+          "SessionTerminateAck)",
+          __LINE__);
+  Refused(Plus(Handshake(), {C(OpenSession{}, x), S(SessionOpened{"s1", 0}, x)}),
+          C(TerminateSession{"k3n8", ""}, x),
+          "state machine error: TerminateSession not allowed in state RECORDING", __LINE__);
+  Refused(Handshake(), S(SessionTerminateAck{"k3n8", false}, x),
+          "state machine error: SessionTerminateAck not allowed in state READY", __LINE__);
   // Direction.
+  Refused({}, C(SessionTerminated{"bob", ""}, x),
+          "state machine error: SessionTerminated is a broker message", __LINE__);
   Refused({}, C(HelloAck{}, x), "state machine error: HelloAck is a broker message", __LINE__);
   Refused({}, S(Hello{}, x), "state machine error: Hello is a client message", __LINE__);
 }

@@ -8,7 +8,7 @@ namespace jitgate::wire {
 bool IsKnownMessageType(uint8_t type) {
   return (type >= 0x01 && type <= 0x03) || (type >= 0x10 && type <= 0x17) ||
          (type >= 0x20 && type <= 0x2d) ||
-         (type >= 0x30 && type <= 0x35);
+         (type >= 0x30 && type <= 0x38);
 }
 
 std::string MessageTypeName(uint8_t type) {
@@ -44,6 +44,9 @@ std::string MessageTypeName(uint8_t type) {
     case MessageType::kSessionAck: return "SessionAck";
     case MessageType::kCloseSession: return "CloseSession";
     case MessageType::kSessionClosed: return "SessionClosed";
+    case MessageType::kTerminateSession: return "TerminateSession";
+    case MessageType::kSessionTerminateAck: return "SessionTerminateAck";
+    case MessageType::kSessionTerminated: return "SessionTerminated";
   }
   char buf[16];
   std::snprintf(buf, sizeof(buf), "type 0x%02x", unsigned(type));
@@ -69,6 +72,7 @@ bool IsClientToServer(MessageType type) {
     case MessageType::kOpenSession:
     case MessageType::kSessionData:
     case MessageType::kCloseSession:
+    case MessageType::kTerminateSession:
       return true;
     default:
       return false;

@@ -70,9 +70,12 @@ enum class MessageType : uint8_t {
   kSessionAck = 0x33,
   kCloseSession = 0x34,
   kSessionClosed = 0x35,
+  kTerminateSession = 0x36,
+  kSessionTerminateAck = 0x37,
+  kSessionTerminated = 0x38,
 };
 
-// True for the 18 types of protocol version 1.
+// True for the 34 types of protocol version 1.
 bool IsKnownMessageType(uint8_t type);
 // "SubmitRequest", ...; "type 0x7f" for unknown values.
 std::string MessageTypeName(uint8_t type);

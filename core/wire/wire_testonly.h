@@ -186,6 +186,9 @@ inline std::vector<Message> SampleMessages() {
   out.push_back(SessionAck{17});
   out.push_back(CloseSession{1767226200000000000, true, 0, "", "closed", 17, 1024, 65536});
   out.push_back(SessionClosed{17});
+  out.push_back(TerminateSession{"k3n8", "end of the maintenance window"});
+  out.push_back(SessionTerminateAck{"k3n8v2x9q4m1", true});
+  out.push_back(SessionTerminated{"bob", "end of the maintenance window"});
   return out;
 }
 

@@ -184,7 +184,7 @@ def add_users(*names):
 class Broker:
     """jitgated with its own config, state, store and log key in dir."""
 
-    def __init__(self, dir, approvers, policies, socket_path=None, ca=None):
+    def __init__(self, dir, approvers, policies, socket_path=None, ca=None, extra=""):
         self.dir = dir
         os.makedirs(dir, exist_ok=True)
         os.chmod(dir, 0o755)
@@ -212,6 +212,8 @@ class Broker:
             lines.append("ca:")
             for k, v in ca.items():
                 lines.append("  %s: %s" % (k, json.dumps(v) if isinstance(v, list) else v))
+        if extra:  # more top-level sections, as YAML text (e.g. bastion:)
+            lines.append(extra.rstrip("\n"))
         lines.append("approvers:")
         for group, members in approvers.items():
             lines.append("  %s: [%s]" % (group, ", ".join(members)))

@@ -4,7 +4,8 @@
 A stock sshd on 127.0.0.1 runs `ForceCommand jitgate-rec`; alice logs in with
 the real ssh client (through a pty driven by pexpect, and without one); the
 recording reaches the signed store through the real jitgated and is read back
-with the real `jitgate sessions`, `replay` and `export`. alice is one of the
+with the real `jitgate sessions`, `replay` and `export`; root ends a live
+login with `jitgate terminate`, which alice may not. alice is one of the
 broker's submitters here, so that her unprivileged jitgate-rec may record;
 deployments install jitgate-rec setgid to `broker.recorder_group` instead
 (tested in broker_server_test, RecorderGroupRecordsOnlyItsOwnUser).
@@ -114,6 +115,62 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.assertEqual(times, sorted(times))
         # The store with the recording verifies.
         self.broker.stop()
+        v = self.broker.verify()
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def test_root_terminates_a_live_login(self):
+        # PRODUCT.md F3: an approver (here root; the session runs under no
+        # request) ends a live session with `jitgate terminate`.
+        pexpect = self.need_pexpect()
+        self.broker.start()
+        argv = ["-tt", "-p", str(self.sshd.port), "-i", self.alice.key,
+                "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "LogLevel=ERROR", "-F", "/dev/null", "alice@127.0.0.1"]
+        child = pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
+                              dimensions=(30, 100))
+        child.expect(r"\$ ")
+        child.sendline("echo started-$((6*7))")
+        child.expect_exact("started-42")
+        live = harness.wait_for(
+            lambda: next((x for x in self.sessions() if not x["ended"]), None), 15,
+            "the live session in the store")
+        sid = live["id"]
+
+        # alice is the session's user, not an approver: refused, one line,
+        # and her session goes on.
+        p = self.broker.cli("alice", "terminate", sid, "--comment", "mine")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(p.stderr, "jitgate: you may not terminate session %s: only root and "
+                         "the approvers of the request it runs under may\n" % sid)
+        child.sendline("echo still-$((2*3))")
+        child.expect_exact("still-6")
+
+        p = self.broker.cli("root", "terminate", sid[:6], "--comment", "done", check=True)
+        self.assertEqual(p.stdout, "session %s terminated\n" % sid)
+        child.expect_exact("jitgate: session terminated by root: done")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertNotEqual(child.exitstatus, 0)  # hung up (129), not a clean exit
+
+        ended = harness.wait_for(
+            lambda: next((x for x in self.sessions() if x["id"] == sid and x["ended"]), None),
+            15, "session_end of the terminated session")
+        self.assertEqual(ended["end_reason"], "terminated")
+        # What alice was told is part of the recording.
+        raw = self.cli("replay", sid, "--raw", "--no-safe").stdout
+        self.assertIn("jitgate: session terminated by root: done", raw)
+        p = self.broker.cli("root", "terminate", sid, check=True)
+        self.assertEqual(p.stdout, "session %s had already ended\n" % sid)
+        p = self.broker.cli("root", "terminate", "zzzzzzzz")
+        self.assertEqual((p.returncode, p.stderr), (1, "jitgate: no live session zzzzzzzz\n"))
+
+        self.broker.stop()
+        events = [d for e in self.broker.entries() for d in harness._walk_json(e)
+                  if d.get("type") == "session_terminated"]
+        self.assertEqual(len(events), 1, events)
+        self.assertEqual((events[0]["session"], events[0]["actor"], events[0]["comment"]),
+                         (sid, "root", "done"))
         v = self.broker.verify()
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 

@@ -1,0 +1,1129 @@
+// The bastion's session process; see session.h and docs/bastion.md.
+//
+// Shape of libssh's examples/ssh_server.c: callback structs for the server
+// and channel side, one ssh_event polling the client session, the upstream
+// session and the recording connection. Approval goes through keyboard-
+// interactive rounds answered from the message callback (libssh 0.10 has no
+// kbd-int server callback): each round shows the next status line, so the
+// OpenSSH client prints "waiting for approval" live.
+#include "broker/bastion/session.h"
+
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ca/cert.h"
+#include "ca/sshkey.h"
+#include "core/base/status.h"
+#include "core/base/status_macros.h"
+#include "core/wire/messages.h"
+#include "core/wire/requester.h"
+#include "recorder/recording.h"
+#include "recorder/recording_client.h"
+
+namespace jitgate::bastion {
+namespace {
+
+using recorder::Record;
+using recorder::RecordingClient;
+using recorder::Stream;
+
+constexpr int kStatusRoundMs = 1000;  // a "still waiting" line at least this often
+constexpr int kFirstAnswerMs = 30'000;  // the broker's first answer, inside publickey auth
+constexpr int kPollMs = 50;           // relay loop tick
+constexpr int64_t kFlushIntervalMs = 100;
+constexpr int kCloseWaitSeconds = 15;  // for the client to answer our channel close
+constexpr size_t kPumpBuffer = 32 * 1024;
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "jitgated[bastion %d]: %s\n", static_cast<int>(getpid()), line.c_str());
+}
+
+int64_t UnixNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof(buf));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+      inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof(buf));
+    }
+  }
+  return buf;
+}
+
+// "type base64" of a libssh key (public part or certificate).
+std::optional<std::string> KeyLineOf(ssh_key key) {
+  char* b64 = nullptr;
+  if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK || b64 == nullptr) return std::nullopt;
+  const char* type = ssh_key_type_to_char(ssh_key_type(key));
+  std::string line = std::string(type != nullptr ? type : "unknown") + " " + b64;
+  ssh_string_free_char(b64);
+  return line;
+}
+
+// sshd's LoginGraceTime: the process ends if authentication takes longer.
+extern "C" void OnGraceAlarm(int) {
+  static const char kMsg[] = "jitgated[bastion]: login grace time over before authentication\n";
+  ssize_t ignored = write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+  (void)ignored;
+  _exit(1);
+}
+
+Status DropPrivileges(const std::string& user) {
+  if (geteuid() == 0) {
+    errno = 0;
+    const passwd* pw = getpwnam(user.c_str());
+    if (pw == nullptr) return FailedPreconditionError("bastion.run_as: no user '" + user + "'");
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (uid == 0) return FailedPreconditionError("bastion.run_as may not be root");
+    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0) {
+      return InternalError(std::string("cannot drop privileges to ") + user + ": " +
+                           std::strerror(errno));
+    }
+    if (setuid(0) == 0) return InternalError("privileges could be regained after dropping them");
+  }
+  if (chdir("/") != 0) return InternalError("chdir /");
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  return OkStatus();
+}
+
+// Approval runs wire::RunRequest (connect, submit, reason, wait, resume) on a
+// thread of its own and hands what the person should see to the libssh
+// thread, which shows it one keyboard-interactive round at a time.
+class Approval : public wire::RequesterUi {
+ public:
+  enum class Kind { kLine, kAskReason, kDone };
+  struct Event {
+    Kind kind = Kind::kLine;
+    std::string text;
+  };
+
+  ~Approval() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      closing_ = true;
+      reason_.emplace(std::nullopt);
+    }
+    cv_.notify_all();
+    // RunRequest may wait minutes for a decision: do not wait for it. The
+    // process is about to end; the broker cancels the request when the
+    // connection closes.
+    if (thread_.joinable()) thread_.detach();
+  }
+
+  void Start(wire::RequestFields fields, wire::RequesterOptions options) {
+    thread_ = std::thread([this, fields = std::move(fields), options = std::move(options)]() {
+      wire::RequesterResult r = wire::RunRequest(fields, options, this);
+      std::lock_guard<std::mutex> l(mu_);
+      result_.emplace(std::move(r));
+      events_.push_back({Kind::kDone, ""});
+      cv_.notify_all();
+    });
+  }
+
+  // The next event, waiting up to ms.
+  std::optional<Event> Next(int ms) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::milliseconds(ms), [this] { return !events_.empty(); });
+    if (events_.empty()) return std::nullopt;
+    Event e = std::move(events_.front());
+    events_.pop_front();
+    return e;
+  }
+
+  void AnswerReason(std::optional<std::string> reason) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      reason_.emplace(std::move(reason));
+    }
+    cv_.notify_all();
+  }
+
+  // Valid after a kDone event.
+  const wire::RequesterResult& result() {
+    std::lock_guard<std::mutex> l(mu_);
+    return *result_;
+  }
+
+  const std::string& request_id() const { return id_; }
+
+  // wire::RequesterUi, on the approval thread.
+  std::optional<std::string> AskReason(const wire::NeedReason& ask) override {
+    std::unique_lock<std::mutex> l(mu_);
+    reason_.reset();
+    events_.push_back({Kind::kAskReason, ask.prompt});
+    cv_.notify_all();
+    cv_.wait(l, [this] { return reason_.has_value(); });
+    std::optional<std::string> r = *reason_;
+    reason_.reset();
+    return r;
+  }
+  void OnAccepted(const wire::RequestAccepted& a) override {
+    Push("jitgate: request " + a.id + " is waiting for approval by " + a.approvers + " (up to " +
+         std::to_string(a.wait_seconds) + " s)");
+    std::lock_guard<std::mutex> l(mu_);
+    id_ = a.id;
+  }
+  void OnStatus(const wire::StatusUpdate& u) override {
+    if (!u.message.empty()) Push("jitgate: " + u.message);
+  }
+  void OnReconnecting(const Status& why) override {
+    Push("jitgate: lost the broker (" + why.message() + "); reconnecting");
+  }
+
+ private:
+  void Push(std::string line) {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.push_back({Kind::kLine, std::move(line)});
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::optional<std::optional<std::string>> reason_;
+  std::optional<wire::RequesterResult> result_;
+  std::string id_;
+  bool closing_ = false;
+  std::thread thread_;
+};
+
+// One client connection, from key exchange to the end of its session. The
+// members are public: the libssh callbacks below are its only users.
+class Session {
+ public:
+  Session(const broker::Config& config, int fd, const SessionOptions& options)
+      : config_(config),
+        settings_(*config.bastion),
+        options_(options),
+        fd_(fd),
+        remote_addr_(PeerAddress(fd)) {}
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  int Run();
+
+  enum class AuthState { kStart, kFailing };
+
+  // Setup.
+  Status LoadHostKey();
+  // Authentication.
+  int OnAuthPubkey(const char* user, ssh_key key, char state);
+  int OnMessage(ssh_message m);
+  void SendInfo(ssh_message m, const std::string& text);
+  void Fail(ssh_message m, const std::string& text);
+  std::optional<std::string> PersonOfKey(ssh_key key);
+  Status StartApproval();
+  std::optional<std::string> Conclude();
+  Status ConnectUpstream(const wire::Decision& d);
+  int64_t GraceSeconds() const {
+    return std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(settings_.login_grace).count());
+  }
+  // Channels.
+  ssh_channel OnChannelOpen();
+  int OnPty(const char* term, int cols, int rows);
+  int OnStart(const std::string& command, const char* subsystem);
+  int OnEnv(const char* name, const char* value);
+  void OnWindowChange(int cols, int rows);
+  int OnClientData(const void* data, uint32_t len);
+  int OnUpstreamData(const void* data, uint32_t len, int is_stderr);
+  Status OpenRecording(const std::string& command);
+  void RecordData(Stream stream, const void* data, size_t len);
+  // Relay.
+  int Relay();
+  void Pump();
+  void Finish(const std::string& reason, const std::string& message);
+  void TellClient(const std::string& text);
+  int64_t SinceStart() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now() - start_)
+        .count();
+  }
+
+  const broker::Config& config_;
+  const broker::BastionSettings& settings_;
+  const SessionOptions options_;
+  int fd_;
+  std::string remote_addr_;
+
+  ssh_bind bind_ = nullptr;
+  ssh_session client_ = nullptr;
+  ssh_session up_ = nullptr;
+  ssh_key up_key_ = nullptr;
+  ssh_key up_cert_ = nullptr;
+  ssh_event event_ = nullptr;
+  ssh_server_callbacks_struct server_cb_{};
+  ssh_channel_callbacks_struct client_chan_cb_{};
+  ssh_channel_callbacks_struct up_chan_cb_{};
+
+  // Authentication.
+  std::string ssh_user_;  // "LOGIN@TARGET" as authenticated by public key
+  std::string person_;
+  std::string login_;
+  std::string target_name_;
+  const broker::BastionTarget* target_ = nullptr;
+  std::string auth_error_;  // shown in the first kbd-int round, then fail
+  AuthState auth_ = AuthState::kStart;
+  bool reason_asked_ = false;
+  bool authenticated_ = false;
+  bool auth_failed_ = false;
+  std::unique_ptr<Approval> approval_;
+  std::deque<Approval::Event> pending_;  // events to show before asking for more
+  int64_t approval_started_ = 0;
+  std::string request_id_;
+  std::string approved_by_;
+  uint64_t cert_serial_ = 0;
+  uint64_t valid_until_ = 0;  // Unix seconds: the session ends then
+
+  // Channels.
+  ssh_channel cchan_ = nullptr;  // client side
+  ssh_channel uchan_ = nullptr;  // upstream side
+  std::string term_;
+  int cols_ = 0;
+  int rows_ = 0;
+  bool started_ = false;  // shell/exec/subsystem running upstream
+  bool client_eof_ = false;
+  bool client_eof_sent_ = false;
+  bool client_closed_ = false;
+  bool up_eof_ = false;
+  bool up_eof_sent_ = false;
+  bool up_closed_ = false;
+  bool has_exit_status_ = false;
+  int exit_status_ = 0;
+  std::string exit_signal_;
+  bool exit_core_ = false;
+  std::string exit_errmsg_;
+
+  // Recording.
+  std::unique_ptr<RecordingClient> rec_;
+  int rec_fd_ = -1;  // the recording connection's fd in event_, or -1
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_flush_ = start_;
+  bool dirty_ = false;
+  Status rec_error_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  bool finished_ = false;
+  std::string end_reason_ = "closed";
+};
+
+Session* Of(void* u) { return static_cast<Session*>(u); }
+
+Session::~Session() {
+  approval_.reset();
+  if (event_ != nullptr) {
+    // Sessions must leave the event before it is freed: their sockets point
+    // at its poll context.
+    if (client_ != nullptr) ssh_event_remove_session(event_, client_);
+    if (up_ != nullptr) ssh_event_remove_session(event_, up_);
+    if (rec_fd_ >= 0) ssh_event_remove_fd(event_, rec_fd_);
+    ssh_event_free(event_);
+  }
+  if (up_ != nullptr) {
+    ssh_disconnect(up_);
+    ssh_free(up_);
+  }
+  if (client_ != nullptr) {
+    ssh_disconnect(client_);
+    ssh_free(client_);
+  }
+  if (bind_ != nullptr) ssh_bind_free(bind_);
+  if (up_cert_ != nullptr) ssh_key_free(up_cert_);
+  if (up_key_ != nullptr) ssh_key_free(up_key_);
+}
+
+Status Session::LoadHostKey() {
+  ssh_key key = nullptr;
+  if (ssh_pki_import_privkey_file(settings_.host_key.c_str(), nullptr, nullptr, nullptr, &key) !=
+      SSH_OK) {
+    return FailedPreconditionError("cannot read the bastion host key " + settings_.host_key);
+  }
+  bind_ = ssh_bind_new();
+  if (bind_ == nullptr) {
+    ssh_key_free(key);
+    return InternalError("ssh_bind_new failed");
+  }
+  bool no = false;
+  ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+  // The bind takes ownership of the key.
+  if (ssh_bind_options_set(bind_, SSH_BIND_OPTIONS_IMPORT_KEY, key) != SSH_OK) {
+    ssh_key_free(key);
+    return InternalError("cannot use the bastion host key: " + std::string(ssh_get_error(bind_)));
+  }
+  return OkStatus();
+}
+
+std::optional<std::string> Session::PersonOfKey(ssh_key key) {
+  std::optional<std::string> line = KeyLineOf(key);
+  if (!line.has_value()) return std::nullopt;
+  if (ssh_key_is_public(key) && ssh_key_type(key) != SSH_KEYTYPE_UNKNOWN &&
+      line->find("-cert-v01@openssh.com ") != std::string::npos) {
+    // A certificate: signed by a trusted CA, valid now, user type, one
+    // principal that names the person.
+    StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(*line);
+    if (!cert.ok()) return std::nullopt;
+    bool trusted = false;
+    for (const std::string& ca_line : settings_.user_ca_keys) {
+      StatusOr<ca::PublicKey> ca_key = ca::PublicKey::FromLine(ca_line);
+      if (ca_key.ok() && *ca_key == cert->signature_key()) trusted = true;
+    }
+    const ca::CertificateFields& f = cert->fields();
+    uint64_t now = static_cast<uint64_t>(UnixNanos() / 1'000'000'000);
+    if (!trusted || f.type != ca::CertType::kUser || f.principals.size() != 1 ||
+        !cert->VerifySignature().ok() || !cert->CheckValidAt(now).ok() ||
+        !cert->CheckCriticalOptions().ok()) {
+      return std::nullopt;
+    }
+    return f.principals[0];
+  }
+  StatusOr<ca::PublicKey> offered = ca::PublicKey::FromLine(*line);
+  if (!offered.ok()) return std::nullopt;
+  for (const auto& [name, keys] : settings_.users) {
+    for (const std::string& k : keys) {
+      StatusOr<ca::PublicKey> known = ca::PublicKey::FromLine(k);
+      if (known.ok() && *known == *offered) return name;
+    }
+  }
+  return std::nullopt;
+}
+
+int Session::OnAuthPubkey(const char* user, ssh_key key, char state) {
+  std::optional<std::string> person = PersonOfKey(key);
+  if (!person.has_value()) {
+    if (state == SSH_PUBLICKEY_STATE_VALID) {
+      Log("refused key " + KeyLineOf(key).value_or("?").substr(0, 80) + " from " + remote_addr_ +
+          " for '" + user + "': not a bastion user's key");
+    }
+    return SSH_AUTH_DENIED;
+  }
+  if (state == SSH_PUBLICKEY_STATE_NONE) return SSH_AUTH_SUCCESS;  // PK_OK
+  if (state != SSH_PUBLICKEY_STATE_VALID) return SSH_AUTH_DENIED;
+  ssh_user_ = user;
+  person_ = *person;
+  size_t at = ssh_user_.rfind('@');
+  auth_error_.clear();
+  if (at == std::string::npos || at == 0 || at + 1 == ssh_user_.size()) {
+    auth_error_ = "jitgate: log in as LOGIN@TARGET (for example: ssh -p PORT root@db1@BASTION)";
+  } else {
+    login_ = ssh_user_.substr(0, at);
+    target_name_ = ssh_user_.substr(at + 1);
+    auto it = settings_.targets.find(target_name_);
+    if (it == settings_.targets.end()) {
+      std::string known;
+      for (const auto& [name, t] : settings_.targets) known += (known.empty() ? "" : ", ") + name;
+      auth_error_ = "jitgate: unknown target '" + target_name_.substr(0, 64) + "' (targets: " +
+                    (known.empty() ? "none" : known) + ")";
+    } else {
+      target_ = &it->second;
+    }
+  }
+  Log(person_ + " from " + remote_addr_ + " authenticated by public key for " + ssh_user_);
+  if (auth_error_.empty() && approval_ == nullptr) {
+    if (Status s = StartApproval(); !s.ok()) {
+      auth_error_ = "jitgate: " + s.message();
+    } else {
+      // The broker's first answer comes at once: a decision (a policy that
+      // approves or denies by itself), "waiting for approvers", or a reason
+      // to ask for. A decision completes the login here, so that clients
+      // that do not do keyboard-interactive (BatchMode, scripts) work;
+      // anything else, and a refusal to explain, goes on in
+      // keyboard-interactive rounds.
+      std::optional<Approval::Event> e = approval_->Next(kFirstAnswerMs);
+      if (e.has_value() && e->kind == Approval::Kind::kDone) {
+        std::optional<std::string> refused = Conclude();
+        if (!refused.has_value()) return SSH_AUTH_SUCCESS;
+        auth_error_ = *refused;
+      } else if (e.has_value()) {
+        pending_.push_back(std::move(*e));
+      }
+    }
+  }
+  ssh_set_auth_methods(client_, SSH_AUTH_METHOD_INTERACTIVE);
+  return SSH_AUTH_PARTIAL;
+}
+
+// The approval's final answer: nullopt when the login may go on (the
+// upstream connection is up), else the line that says why not.
+std::optional<std::string> Session::Conclude() {
+  // Whatever happens next is bounded by the grace time again.
+  if (options_.grace_alarm) alarm(static_cast<unsigned>(GraceSeconds()));
+  const wire::RequesterResult& r = approval_->result();
+  if (!r.ok()) return "jitgate: access denied: " + r.status().message();
+  if (!wire::Granted(r)) {
+    return "jitgate: " + (r->message.empty() ? std::string("access denied") : r->message);
+  }
+  request_id_ = r->id;
+  for (const std::string& a : r->decided_by) approved_by_ += (approved_by_.empty() ? "" : ", ") + a;
+  valid_until_ = r->valid_until;
+  if (r->certificate.empty()) return "jitgate: the broker issued no certificate for request " + r->id;
+  if (Status s = ConnectUpstream(*r); !s.ok()) return "jitgate: " + s.message();
+  Log("request " + request_id_ + " approved by " + approved_by_ + ": " + person_ + " from " +
+      remote_addr_ + " connected to " + target_name_ + " as " + login_ + " (certificate serial " +
+      std::to_string(cert_serial_) + ")");
+  authenticated_ = true;
+  return std::nullopt;
+}
+
+void Session::SendInfo(ssh_message m, const std::string& text) {
+  ssh_message_auth_interactive_request(m, "", text.c_str(), 0, nullptr, nullptr);
+}
+
+// Shows text, then fails the authentication on the client's answer.
+void Session::Fail(ssh_message m, const std::string& text) {
+  Log("login of " + person_ + " from " + remote_addr_ + " as " + ssh_user_ +
+      " refused: " + text);
+  auth_ = AuthState::kFailing;
+  SendInfo(m, text);
+}
+
+Status Session::StartApproval() {
+  if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &up_key_) != SSH_OK) {
+    return InternalError("cannot generate the upstream key");
+  }
+  std::optional<std::string> pub = KeyLineOf(up_key_);
+  if (!pub.has_value()) return InternalError("cannot export the upstream key");
+  wire::RequestFields f;
+  f.service = "bastion";
+  f.user = person_;
+  f.target_user = login_;
+  f.host = target_name_;
+  f.remote_addr = remote_addr_;
+  f.public_key = *pub;
+  wire::RequesterOptions o;
+  o.socket_path = config_.broker.socket;
+  o.client_name = "jitgate-bastion";
+  o.timeout_ms = int64_t{24} * 3600 * 1000;  // the policy's timeout governs
+  o.can_prompt = true;
+  approval_ = std::make_unique<Approval>();
+  approval_started_ = UnixNanos();
+  // The wait for approvers is bounded by the policy's timeout, not by the
+  // grace time (Conclude sets the alarm again).
+  alarm(0);
+  approval_->Start(std::move(f), std::move(o));
+  return OkStatus();
+}
+
+Status Session::ConnectUpstream(const wire::Decision& d) {
+  const broker::BastionTarget& t = *target_;
+  up_ = ssh_new();
+  if (up_ == nullptr) return InternalError("ssh_new failed");
+  bool no = false;
+  long timeout = 10;
+  unsigned int port = static_cast<unsigned int>(t.port);
+  int strict = 0;
+  StatusOr<ca::PublicKey> pinned = ca::PublicKey::FromLine(t.host_key);
+  if (!pinned.ok()) {
+    return FailedPreconditionError("target " + target_name_ + ": bad host_key in the configuration");
+  }
+  std::string algs(pinned->type_name());
+  if (algs == "ssh-rsa") algs = "rsa-sha2-512,rsa-sha2-256";
+  ssh_options_set(up_, SSH_OPTIONS_PROCESS_CONFIG, &no);
+  ssh_options_set(up_, SSH_OPTIONS_HOST, t.address.c_str());
+  ssh_options_set(up_, SSH_OPTIONS_PORT, &port);
+  ssh_options_set(up_, SSH_OPTIONS_USER, login_.c_str());
+  ssh_options_set(up_, SSH_OPTIONS_TIMEOUT, &timeout);
+  ssh_options_set(up_, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+  ssh_options_set(up_, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+  ssh_options_set(up_, SSH_OPTIONS_STRICTHOSTKEYCHECK, &strict);
+  ssh_options_set(up_, SSH_OPTIONS_HOSTKEYS, algs.c_str());
+  std::string where = target_name_ + " (" + t.address + ":" + std::to_string(t.port) + ")";
+  if (ssh_connect(up_) != SSH_OK) {
+    return UnavailableError("cannot connect to target " + where + ": " + ssh_get_error(up_));
+  }
+  ssh_key offered = nullptr;
+  if (ssh_get_server_publickey(up_, &offered) != SSH_OK) {
+    return UnavailableError("target " + where + " sent no host key");
+  }
+  std::optional<std::string> offered_line = KeyLineOf(offered);
+  ssh_key_free(offered);
+  StatusOr<ca::PublicKey> got =
+      ca::PublicKey::FromLine(offered_line.value_or(""));
+  if (!got.ok() || !(*got == *pinned)) {
+    return PermissionDeniedError("host key of target " + where +
+                                 " does not match the pinned key (offered " +
+                                 (got.ok() ? got->Fingerprint() : std::string("an unreadable key")) +
+                                 ", expected " + pinned->Fingerprint() + ")");
+  }
+  // The certificate the broker issued with the approval, on our fresh key.
+  size_t sp = d.certificate.find(' ');
+  if (sp == std::string::npos) return InternalError("the broker sent no certificate");
+  std::string type = d.certificate.substr(0, sp);
+  std::string b64 = d.certificate.substr(sp + 1);
+  b64 = b64.substr(0, b64.find(' '));
+  if (ssh_pki_import_cert_base64(b64.c_str(), ssh_key_type_from_name(type.c_str()), &up_cert_) !=
+          SSH_OK ||
+      ssh_pki_copy_cert_to_privkey(up_cert_, up_key_) != SSH_OK) {
+    return InternalError("cannot use the certificate the broker issued");
+  }
+  StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(d.certificate);
+  if (cert.ok()) cert_serial_ = cert->fields().serial;
+  if (ssh_userauth_try_publickey(up_, nullptr, up_cert_) != SSH_AUTH_SUCCESS ||
+      ssh_userauth_publickey(up_, nullptr, up_key_) != SSH_AUTH_SUCCESS) {
+    return PermissionDeniedError("target " + where + " refused the certificate for " + login_ +
+                                 " (does it trust the jitgate CA: TrustedUserCAKeys?)");
+  }
+  return OkStatus();
+}
+
+// Keyboard-interactive rounds. Every round shows one line (the request's
+// status, "still waiting", the reason prompt, or why access is refused); the
+// OpenSSH client answers zero-prompt rounds at once, so the person sees the
+// lines as they come.
+int Session::OnMessage(ssh_message m) {
+  if (ssh_message_type(m) != SSH_REQUEST_AUTH) return 1;
+  if (ssh_message_subtype(m) != SSH_AUTH_METHOD_INTERACTIVE || person_.empty() ||
+      ssh_user_ != (ssh_message_auth_user(m) != nullptr ? ssh_message_auth_user(m) : "")) {
+    return 1;  // default: failure
+  }
+  bool response = ssh_message_auth_kbdint_is_response(m) != 0;
+  if (auth_ == AuthState::kFailing) {
+    if (response) {
+      auth_failed_ = true;
+      return 1;
+    }
+    SendInfo(m, "jitgate: access refused");
+    return 0;
+  }
+  if (!auth_error_.empty()) {
+    Fail(m, auth_error_);
+    return 0;
+  }
+  if (approval_ == nullptr) return 1;
+  if (response && reason_asked_) {
+    reason_asked_ = false;
+    std::optional<std::string> reason;
+    if (ssh_userauth_kbdint_getnanswers(client_) >= 1) {
+      const char* a = ssh_userauth_kbdint_getanswer(client_, 0);
+      if (a != nullptr) reason = std::string(a).substr(0, wire::kMaxReasonField);
+    }
+    approval_->AnswerReason(std::move(reason));
+  }
+  std::optional<Approval::Event> e;
+  if (!pending_.empty()) {
+    e = std::move(pending_.front());
+    pending_.pop_front();
+  } else {
+    e = approval_->Next(kStatusRoundMs);
+  }
+  if (!e.has_value()) {
+    int64_t waited = (UnixNanos() - approval_started_) / 1'000'000'000;
+    SendInfo(m, "jitgate: still waiting for approval (" + std::to_string(waited) + " s)");
+    return 0;
+  }
+  if (e->kind == Approval::Kind::kLine) {
+    SendInfo(m, e->text);
+    return 0;
+  }
+  if (e->kind == Approval::Kind::kAskReason) {
+    reason_asked_ = true;
+    const char* prompts[] = {e->text.c_str()};
+    char echo[] = {1};
+    ssh_message_auth_interactive_request(m, "", "", 1, prompts, echo);
+    return 0;
+  }
+  if (std::optional<std::string> refused = Conclude(); refused.has_value()) {
+    Fail(m, *refused);
+    return 0;
+  }
+  ssh_message_auth_reply_success(m, 0);
+  return 0;
+}
+
+// --- Channels ---------------------------------------------------------------
+
+void SetChannelCallbacks(Session* s);
+
+ssh_channel Session::OnChannelOpen() {
+  // One session channel per connection (what ssh opens); a second one
+  // (connection multiplexing) is refused.
+  if (cchan_ != nullptr || up_ == nullptr) return nullptr;
+  uchan_ = ssh_channel_new(up_);
+  if (uchan_ == nullptr || ssh_channel_open_session(uchan_) != SSH_OK) {
+    Log("cannot open a session channel on " + target_name_ + ": " + ssh_get_error(up_));
+    if (uchan_ != nullptr) ssh_channel_free(uchan_);
+    uchan_ = nullptr;
+    return nullptr;
+  }
+  cchan_ = ssh_channel_new(client_);
+  if (cchan_ == nullptr) return nullptr;
+  SetChannelCallbacks(this);
+  return cchan_;
+}
+
+int Session::OnPty(const char* term, int cols, int rows) {
+  if (started_ || uchan_ == nullptr) return -1;
+  term_ = term != nullptr ? std::string(term).substr(0, 64) : "";
+  cols_ = std::clamp(cols, 0, 65535);
+  rows_ = std::clamp(rows, 0, 65535);
+  if (ssh_channel_request_pty_size(uchan_, term_.empty() ? "xterm" : term_.c_str(), cols_, rows_) !=
+      SSH_OK) {
+    return -1;
+  }
+  return 0;
+}
+
+int Session::OnEnv(const char* name, const char* value) {
+  if (started_ || uchan_ == nullptr || name == nullptr || value == nullptr) return -1;
+  for (const std::string& pattern : settings_.accept_env) {
+    if (fnmatch(pattern.c_str(), name, 0) == 0) {
+      return ssh_channel_request_env(uchan_, name, value) == SSH_OK ? 0 : -1;
+    }
+  }
+  return -1;
+}
+
+Status Session::OpenRecording(const std::string& command) {
+  wire::OpenSession meta;
+  meta.recorder = "bastion";
+  meta.request_id = request_id_;
+  meta.user = person_;
+  meta.remote_addr = remote_addr_;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) meta.host = host;
+  meta.target = target_name_;
+  meta.login = login_;
+  meta.command = command.substr(0, wire::kMaxCommandField);
+  meta.term = term_;
+  meta.cols = static_cast<uint16_t>(cols_);
+  meta.rows = static_cast<uint16_t>(rows_);
+  meta.start_unix_nanos = static_cast<uint64_t>(UnixNanos());
+  meta.cert_serial = cert_serial_;
+  recorder::RecordingClientOptions o;
+  o.socket_path = config_.broker.socket;
+  o.client_name = "jitgate-bastion";
+  start_ = std::chrono::steady_clock::now();
+  last_flush_ = start_;
+  ASSIGN_OR_RETURN(rec_, RecordingClient::Open(o, meta));
+  Log("session " + rec_->session_id() + " recording " + person_ + " on " + target_name_ + " as " +
+      login_);
+  return OkStatus();
+}
+
+int Session::OnStart(const std::string& command, const char* subsystem) {
+  if (started_ || uchan_ == nullptr) return -1;
+  std::string shown = subsystem != nullptr ? std::string("subsystem:") + subsystem : command;
+  // Fail closed: no recording, no session.
+  if (Status s = OpenRecording(shown); !s.ok()) {
+    Log("session refused: cannot record it: " + s.message());
+    rec_error_ = s;
+    return -1;
+  }
+  int rc;
+  if (subsystem != nullptr) {
+    rc = ssh_channel_request_subsystem(uchan_, subsystem);
+  } else if (command.empty()) {
+    rc = ssh_channel_request_shell(uchan_);
+  } else {
+    rc = ssh_channel_request_exec(uchan_, command.c_str());
+  }
+  if (rc != SSH_OK) {
+    Finish("refused by target", "");
+    return -1;
+  }
+  started_ = true;
+  return 0;
+}
+
+void Session::OnWindowChange(int cols, int rows) {
+  cols_ = std::clamp(cols, 0, 65535);
+  rows_ = std::clamp(rows, 0, 65535);
+  if (uchan_ != nullptr) ssh_channel_change_pty_size(uchan_, cols_, rows_);
+  if (rec_ != nullptr && rec_error_.ok()) {
+    Record r;
+    r.stream = Stream::kResize;
+    r.time_ns = SinceStart();
+    r.cols = static_cast<uint16_t>(cols_);
+    r.rows = static_cast<uint16_t>(rows_);
+    rec_error_ = rec_->Add(std::move(r));
+    dirty_ = true;
+  }
+}
+
+void Session::RecordData(Stream stream, const void* data, size_t len) {
+  if (len == 0) return;
+  if (stream == Stream::kInput) {
+    bytes_in_ += len;
+  } else {
+    bytes_out_ += len;
+  }
+  if (rec_ == nullptr || !rec_error_.ok()) return;
+  Record r;
+  r.stream = stream;
+  r.time_ns = SinceStart();
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  r.data.assign(p, p + len);
+  rec_error_ = rec_->Add(std::move(r));
+  dirty_ = true;
+}
+
+// Data from the client: forwarded as far as the upstream window allows;
+// libssh keeps the rest (and stops growing the client's window) until Pump
+// moves it. Nothing is forwarded that is not recorded first.
+int Session::OnClientData(const void* data, uint32_t len) {
+  if (uchan_ == nullptr || up_closed_ || !started_ || finished_) return 0;
+  uint32_t n = std::min(len, ssh_channel_window_size(uchan_));
+  if (n == 0) return 0;
+  RecordData(Stream::kInput, data, n);
+  if (!rec_error_.ok()) return 0;
+  int w = ssh_channel_write(uchan_, data, n);
+  return w < 0 ? 0 : w;
+}
+
+int Session::OnUpstreamData(const void* data, uint32_t len, int is_stderr) {
+  if (cchan_ == nullptr || client_closed_ || finished_) return 0;
+  uint32_t n = std::min(len, ssh_channel_window_size(cchan_));
+  if (n == 0) return 0;
+  RecordData(Stream::kOutput, data, n);
+  if (!rec_error_.ok()) return 0;
+  int w = is_stderr ? ssh_channel_write_stderr(cchan_, data, n) : ssh_channel_write(cchan_, data, n);
+  return w < 0 ? 0 : w;
+}
+
+void SetChannelCallbacks(Session* s) {
+  ssh_channel_callbacks_struct& c = s->client_chan_cb_;
+  c = {};
+  c.userdata = s;
+  c.channel_pty_request_function = [](ssh_session, ssh_channel, const char* term, int w, int h,
+                                      int, int, void* u) { return Of(u)->OnPty(term, w, h); };
+  c.channel_shell_request_function = [](ssh_session, ssh_channel, void* u) {
+    return Of(u)->OnStart("", nullptr);
+  };
+  c.channel_exec_request_function = [](ssh_session, ssh_channel, const char* cmd, void* u) {
+    return Of(u)->OnStart(cmd != nullptr ? cmd : "", nullptr);
+  };
+  c.channel_subsystem_request_function = [](ssh_session, ssh_channel, const char* sub, void* u) {
+    return sub != nullptr ? Of(u)->OnStart("", sub) : -1;
+  };
+  c.channel_env_request_function = [](ssh_session, ssh_channel, const char* n, const char* v,
+                                      void* u) { return Of(u)->OnEnv(n, v); };
+  c.channel_pty_window_change_function = [](ssh_session, ssh_channel, int w, int h, int, int,
+                                            void* u) {
+    Of(u)->OnWindowChange(w, h);
+    return 0;
+  };
+  c.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
+                               void* u) { return Of(u)->OnClientData(data, len); };
+  c.channel_eof_function = [](ssh_session, ssh_channel, void* u) { Of(u)->client_eof_ = true; };
+  c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
+    Of(u)->client_closed_ = true;
+  };
+  c.channel_signal_function = [](ssh_session, ssh_channel, const char* sig, void* u) {
+    Session* self = Of(u);
+    if (self->uchan_ != nullptr && sig != nullptr) {
+      ssh_channel_request_send_signal(self->uchan_, sig);
+    }
+  };
+  ssh_callbacks_init(&c);
+  ssh_set_channel_callbacks(s->cchan_, &c);
+
+  ssh_channel_callbacks_struct& up = s->up_chan_cb_;
+  up = {};
+  up.userdata = s;
+  up.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                                void* u) { return Of(u)->OnUpstreamData(data, len, is_stderr); };
+  up.channel_eof_function = [](ssh_session, ssh_channel, void* u) { Of(u)->up_eof_ = true; };
+  up.channel_close_function = [](ssh_session, ssh_channel, void* u) { Of(u)->up_closed_ = true; };
+  up.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* u) {
+    Of(u)->has_exit_status_ = true;
+    Of(u)->exit_status_ = status;
+  };
+  up.channel_exit_signal_function = [](ssh_session, ssh_channel, const char* sig, int core,
+                                       const char* errmsg, const char*, void* u) {
+    Session* self = Of(u);
+    self->exit_signal_ = sig != nullptr ? std::string(sig).substr(0, 32) : "";
+    self->exit_core_ = core != 0;
+    self->exit_errmsg_ = errmsg != nullptr ? std::string(errmsg).substr(0, 256) : "";
+  };
+  ssh_callbacks_init(&up);
+  ssh_set_channel_callbacks(s->uchan_, &up);
+}
+
+// --- Relay ------------------------------------------------------------------
+
+// Moves data libssh holds back (because the other side's window was full)
+// once the window has room again.
+void Session::Pump() {
+  uint8_t buf[kPumpBuffer];
+  for (int is_stderr = 0; is_stderr <= 1; ++is_stderr) {
+    while (!finished_ && uchan_ != nullptr && cchan_ != nullptr && !client_closed_ &&
+           rec_error_.ok()) {
+      uint32_t win = ssh_channel_window_size(cchan_);
+      if (win == 0 || ssh_channel_poll(uchan_, is_stderr) <= 0) break;
+      int n = ssh_channel_read_nonblocking(uchan_, buf, std::min<uint32_t>(win, sizeof(buf)),
+                                           is_stderr);
+      if (n <= 0) break;
+      RecordData(Stream::kOutput, buf, static_cast<size_t>(n));
+      if (is_stderr) {
+        ssh_channel_write_stderr(cchan_, buf, static_cast<uint32_t>(n));
+      } else {
+        ssh_channel_write(cchan_, buf, static_cast<uint32_t>(n));
+      }
+    }
+  }
+  while (!finished_ && uchan_ != nullptr && cchan_ != nullptr && !up_closed_ && started_ &&
+         rec_error_.ok()) {
+    uint32_t win = ssh_channel_window_size(uchan_);
+    if (win == 0 || ssh_channel_poll(cchan_, 0) <= 0) break;
+    int n = ssh_channel_read_nonblocking(cchan_, buf, std::min<uint32_t>(win, sizeof(buf)), 0);
+    if (n <= 0) break;
+    RecordData(Stream::kInput, buf, static_cast<size_t>(n));
+    ssh_channel_write(uchan_, buf, static_cast<uint32_t>(n));
+  }
+}
+
+void Session::TellClient(const std::string& text) {
+  std::string line = "\r\njitgate: " + text + "\r\n";
+  RecordData(Stream::kOutput, line.data(), line.size());
+  if (cchan_ != nullptr && !client_closed_) {
+    ssh_channel_write_stderr(cchan_, line.data(), static_cast<uint32_t>(line.size()));
+  }
+}
+
+// Ends the session: tells the client why (if message), closes both sides.
+void Session::Finish(const std::string& reason, const std::string& message) {
+  if (finished_) return;
+  finished_ = true;
+  end_reason_ = reason;
+  if (!message.empty()) TellClient(message);
+  Log("session " + (rec_ != nullptr ? rec_->session_id() : std::string("-")) + " of " + person_ +
+      " on " + target_name_ + " ends: " + reason);
+}
+
+int Session::Relay() {
+  event_ = ssh_event_new();
+  if (event_ == nullptr || ssh_event_add_session(event_, client_) != SSH_OK ||
+      ssh_event_add_session(event_, up_) != SSH_OK) {
+    Log("cannot poll the sessions");
+    return 1;
+  }
+  bool rec_fd_added = false;
+  while (true) {
+    if (rec_ != nullptr && !rec_fd_added && rec_->fd() >= 0) {
+      rec_fd_ = rec_->fd();
+      ssh_event_add_fd(
+          event_, rec_fd_, POLLIN,
+          [](socket_t, int, void* u) {
+            Session* s = Of(u);
+            if (s->rec_ != nullptr && s->rec_error_.ok()) s->rec_error_ = s->rec_->Poll();
+            return 0;
+          },
+          this);
+      rec_fd_added = true;
+    }
+    int rc = ssh_event_dopoll(event_, kPollMs);
+    if (rc == SSH_ERROR) {
+      if (!ssh_is_connected(client_)) client_closed_ = true;
+      if (!ssh_is_connected(up_)) up_closed_ = true;
+    }
+    Pump();
+    auto now = std::chrono::steady_clock::now();
+    if (!rec_error_.ok()) {
+      Finish("recording failed", "recording failed (" + rec_error_.message() +
+                                     "); the session is closed");
+    }
+    if (rec_ != nullptr && rec_error_.ok() && dirty_ &&
+        now - last_flush_ >= std::chrono::milliseconds(kFlushIntervalMs)) {
+      rec_error_ = rec_->Flush();
+      dirty_ = false;
+      last_flush_ = now;
+    }
+    if (rec_ != nullptr && rec_->terminated_by().has_value()) {
+      std::string comment = rec_->terminate_comment();
+      Finish("terminated", "session terminated by " + *rec_->terminated_by() +
+                               (comment.empty() ? "" : ": " + comment));
+    }
+    if (valid_until_ != 0 && static_cast<uint64_t>(UnixNanos() / 1'000'000'000) >= valid_until_) {
+      Finish("expired", "the approval of request " + request_id_ +
+                            " has expired; the session is closed");
+    }
+    // Forward EOF once everything before it has been forwarded.
+    if (client_eof_ && !client_eof_sent_ && uchan_ != nullptr && ssh_channel_poll(cchan_, 0) <= 0) {
+      ssh_channel_send_eof(uchan_);
+      client_eof_sent_ = true;
+    }
+    bool up_drained = uchan_ == nullptr ||
+                      (ssh_channel_poll(uchan_, 0) <= 0 && ssh_channel_poll(uchan_, 1) <= 0);
+    if (up_eof_ && !up_eof_sent_ && up_drained && cchan_ != nullptr && !client_closed_) {
+      ssh_channel_send_eof(cchan_);
+      up_eof_sent_ = true;
+    }
+    if (finished_ || client_closed_ || (up_closed_ && up_drained) ||
+        (cchan_ == nullptr && !ssh_is_connected(client_))) {
+      break;
+    }
+  }
+  // The end of the session goes into the store first (what the auditor sees
+  // when the client has returned is complete), then the client hears it.
+  int rc = 0;
+  if (rec_ != nullptr) {
+    wire::CloseSession end;
+    end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
+    if (!finished_) end_reason_ = client_closed_ && !up_closed_ ? "client closed" : "closed";
+    end.end_reason = end_reason_;
+    if (has_exit_status_) {
+      end.has_exit_status = true;
+      end.exit_status = static_cast<uint32_t>(exit_status_);
+    }
+    end.exit_signal = exit_signal_;
+    end.bytes_in = bytes_in_;
+    end.bytes_out = bytes_out_;
+    Status closed = rec_error_.ok() ? rec_->Close(end) : rec_error_;
+    if (!closed.ok()) {
+      Log("session " + rec_->session_id() + ": end not recorded: " + closed.message());
+      rc = 1;
+    } else {
+      Log("session " + rec_->session_id() + " recorded (" + std::to_string(bytes_in_) +
+          " bytes in, " + std::to_string(bytes_out_) + " bytes out, " + end_reason_ + ")");
+    }
+  }
+  // Exit status to the client, then the channels.
+  if (cchan_ != nullptr && !client_closed_ && ssh_is_connected(client_)) {
+    if (!finished_) {
+      if (has_exit_status_) {
+        ssh_channel_request_send_exit_status(cchan_, exit_status_);
+      } else if (!exit_signal_.empty()) {
+        ssh_channel_request_send_exit_signal(cchan_, exit_signal_.c_str(), exit_core_ ? 1 : 0,
+                                             exit_errmsg_.c_str(), "");
+      }
+    }
+    if (!up_eof_sent_) ssh_channel_send_eof(cchan_);
+    ssh_channel_close(cchan_);
+  }
+  if (uchan_ != nullptr && !up_closed_ && ssh_is_connected(up_)) ssh_channel_close(uchan_);
+  // Everything queued for the client leaves before the connection goes
+  // (bounded: at most a window's worth is queued), then the client has a
+  // moment to answer the close.
+  if (ssh_is_connected(client_)) ssh_blocking_flush(client_, 60'000);
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(kCloseWaitSeconds);
+  while (cchan_ != nullptr && ssh_is_connected(client_) && !client_closed_ &&
+         std::chrono::steady_clock::now() < give_up) {
+    ssh_event_dopoll(event_, 50);
+  }
+  return rc;
+}
+
+int Session::Run() {
+  if (Status s = LoadHostKey(); !s.ok()) {
+    Log(s.message());
+    return 1;
+  }
+  if (options_.drop_privileges) {
+    if (Status s = DropPrivileges(settings_.run_as); !s.ok()) {
+      Log(s.message());
+      return 1;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (options_.grace_alarm) {
+    signal(SIGALRM, OnGraceAlarm);
+    alarm(static_cast<unsigned>(GraceSeconds()));
+  }
+  client_ = ssh_new();
+  if (client_ == nullptr || ssh_bind_accept_fd(bind_, client_, fd_) != SSH_OK) {
+    Log("cannot accept the connection from " + remote_addr_ + ": " + ssh_get_error(bind_));
+    return 1;
+  }
+  server_cb_ = {};
+  server_cb_.userdata = this;
+  server_cb_.auth_pubkey_function = [](ssh_session, const char* user, ssh_key_struct* key,
+                                       char state, void* u) {
+    return Of(u)->OnAuthPubkey(user, key, state);
+  };
+  server_cb_.channel_open_request_session_function = [](ssh_session, void* u) {
+    return Of(u)->OnChannelOpen();
+  };
+  ssh_callbacks_init(&server_cb_);
+  ssh_set_server_callbacks(client_, &server_cb_);
+  ssh_set_message_callback(
+      client_, [](ssh_session, ssh_message m, void* u) { return Of(u)->OnMessage(m); }, this);
+  ssh_set_auth_methods(client_, SSH_AUTH_METHOD_PUBLICKEY);
+  if (ssh_handle_key_exchange(client_) != SSH_OK) {
+    Log("key exchange with " + remote_addr_ + " failed: " + ssh_get_error(client_));
+    return 1;
+  }
+  // Authentication, then wait for the session channel and its start.
+  ssh_event ev = ssh_event_new();
+  ssh_event_add_session(ev, client_);
+  int waited_ms = 0;
+  while (!auth_failed_ && ssh_is_connected(client_)) {
+    if (ssh_event_dopoll(ev, 100) == SSH_ERROR) break;
+    if (authenticated_ && started_) break;
+    if (!rec_error_.ok()) break;
+    if (authenticated_) {
+      waited_ms += 100;
+      // The client has 60 s after authentication to start a session.
+      if (waited_ms > 60'000) break;
+    }
+  }
+  ssh_event_remove_session(ev, client_);
+  ssh_event_free(ev);
+  alarm(0);
+  if (!authenticated_ || !started_) {
+    if (!rec_error_.ok() && cchan_ != nullptr) {
+      std::string line = "jitgate: session not started: it cannot be recorded (" +
+                         rec_error_.message() + ")\r\n";
+      ssh_channel_write_stderr(cchan_, line.data(), static_cast<uint32_t>(line.size()));
+      ssh_channel_send_eof(cchan_);
+      ssh_channel_close(cchan_);
+      ssh_blocking_flush(client_, 2000);
+    }
+    return 1;
+  }
+  return Relay();
+}
+
+}  // namespace
+
+int RunSession(const broker::Config& config, int client_fd, const SessionOptions& options) {
+  // jitgated starts us through /proc/self/exe: name the process for ps/top.
+  prctl(PR_SET_NAME, "jitgate-bastion", 0, 0, 0);
+  if (!config.bastion.has_value()) {
+    Log("no bastion section in the configuration");
+    return 1;
+  }
+  Session session(config, client_fd, options);
+  return session.Run();
+}
+
+}  // namespace jitgate::bastion

@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""F3 end to end: the SSH bastion inside jitgated.
+
+The real OpenSSH client connects to jitgated's bastion as LOGIN@TARGET with the
+person's own key; the bastion files the approval request (service "bastion"),
+shows its status live through keyboard-interactive rounds, connects upstream
+to a stock sshd (no jitgate code: it trusts the jitgate CA with
+TrustedUserCAKeys) with a fresh key and the certificate the broker issued,
+and relays the session while recording it. Recordings are read back with the
+real `jitgate sessions` and `replay`, and the store is verified.
+
+Usage: test_bastion.py --jitgated PATH --jitgate PATH [unittest args]
+"""
+import concurrent.futures
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SSH, Background, Broker, Sshd, read, run, write  # noqa: E402
+
+APPROVERS = {"oncall": ["bob"]}
+POLICIES = [
+    # deploy on db1: approved by policy at once (most tests).
+    {"name": "auto", "match": {"service": ["bastion"], "target_user": ["deploy"]},
+     "approve": "auto", "reason": "none", "ttl": "10m"},
+    # brief: approved for 4 seconds only (expiry).
+    {"name": "brief", "match": {"service": ["bastion"], "target_user": ["brief"]},
+     "approve": "auto", "reason": "none", "ttl": "4s"},
+    # ops: a human approves.
+    {"name": "human", "match": {"service": ["bastion"]},
+     "approvers": ["oncall"], "quorum": 1, "reason": "none", "timeout": "60s", "ttl": "10m"},
+]
+PAM_PERMIT = ("auth     required pam_permit.so\n"
+              "account  required pam_permit.so\n"
+              "session  required pam_permit.so\n"
+              "password required pam_deny.so\n")
+LOGINS = ("deploy", "brief", "ops")
+
+
+class BastionTest(harness.IntegrationTest):
+    needs = ("jitgated", "jitgate")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        harness.add_users("alice", "bob", "mallory", *LOGINS)
+        cls.cdir = tempfile.mkdtemp(prefix="bastion.", dir=harness.ROOT)
+        os.chmod(cls.cdir, 0o755)
+        cls.socket = os.path.join(cls.cdir, "jitgated.sock")
+        cls.ca_key = os.path.join(cls.cdir, "ca")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "jitgate it ca", "-f",
+             cls.ca_key])
+        principals = "/etc/ssh/jitgate-principals"
+        os.makedirs(principals, mode=0o755, exist_ok=True)
+        for login in LOGINS:
+            write(os.path.join(principals, login), login + "\n")
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-bastion-target", PAM_PERMIT,
+                        extra_config="TrustedUserCAKeys %s.pub\nAuthorizedPrincipalsFile %s/%%u\n"
+                        % (cls.ca_key, principals))
+        cls.sshd.start()
+        # The people's own keys; mallory's is not configured.
+        cls.keys = {}
+        for user in ("alice", "mallory"):
+            k = os.path.join(cls.cdir, "id_" + user)
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", user + "@laptop", "-f", k])
+            cls.keys[user] = k
+        cls.bastion_key = os.path.join(cls.cdir, "bastion_host_ed25519")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", cls.bastion_key])
+        other = os.path.join(cls.cdir, "other_host")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
+        cls.bastion_port = harness.free_port()
+        target_key = read(cls.sshd.host_key + ".pub").split()
+        extra = "\n".join([
+            "bastion:",
+            "  listen: 127.0.0.1:%d" % cls.bastion_port,
+            "  host_key: %s" % cls.bastion_key,
+            "  run_as: nobody",
+            "  users:",
+            "    alice: [%s]" % json.dumps(read(cls.keys["alice"] + ".pub").strip()),
+            "  targets:",
+            "    db1: {address: 127.0.0.1, port: %d, host_key: %s}"
+            % (cls.sshd.port, json.dumps(" ".join(target_key[:2]))),
+            # The same server, but the bastion expects another key: an impostor.
+            "    impostor: {address: 127.0.0.1, port: %d, host_key: %s}"
+            % (cls.sshd.port, json.dumps(" ".join(read(other + ".pub").split()[:2]))),
+        ])
+        cls.broker = Broker(os.path.join(cls.cdir, "broker"), APPROVERS, POLICIES,
+                            socket_path=cls.socket,
+                            ca={"key": cls.ca_key, "max_ttl": "1h", "clock_skew": "0s"},
+                            extra=extra)
+        cls.broker.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if hasattr(cls, "broker"):
+            cls.broker.stop()
+        if hasattr(cls, "sshd"):
+            cls.sshd.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.bg = []
+        self.add_diag("jitgated log", lambda: read(self.broker.log_path)[-6000:])
+        self.add_diag("sshd log", lambda: read(self.sshd.log_path)[-3000:])
+        self.add_diag("clients", lambda: "\n".join(b.describe() for b in self.bg))
+
+    def tearDown(self):
+        for b in self.bg:
+            b.kill()
+        super().tearDown()
+
+    # ---- helpers ----
+
+    def ssh_argv(self, login, target="db1", command=None, user="alice", batch=True,
+                 extra=()):
+        argv = [SSH, "-p", str(self.bastion_port), "-i", self.keys[user],
+                "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
+                "-o", "ConnectTimeout=10", "-F", "/dev/null"]
+        if batch:
+            argv += ["-o", "BatchMode=yes"]
+        argv += list(extra)
+        argv += ["-l", "%s@%s" % (login, target), "127.0.0.1"]
+        if command is not None:
+            argv.append(command)
+        return argv
+
+    def ssh(self, *args, timeout=60, **kw):
+        return run(self.ssh_argv(*args, **kw), check=False, timeout=timeout)
+
+    def cli(self, *args, check=True):
+        return run([harness.BIN["jitgate"]] + list(args) + ["--store", self.broker.store_dir],
+                   check=check)
+
+    def sessions(self):
+        return json.loads(self.cli("sessions", "--json").stdout)["sessions"]
+
+    def session_for(self, command):
+        found = [s for s in self.sessions() if s.get("command") == command]
+        self.assertEqual(len(found), 1, self.sessions())
+        return found[0]
+
+    def raw_output(self, sid):
+        p = subprocess.run([harness.BIN["jitgate"], "replay", sid, "--raw", "--no-safe",
+                            "--store", self.broker.store_dir], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    # ---- tests ----
+
+    def test_exec_passes_output_and_exit_status_and_is_recorded(self):
+        cmd = "printf out-$((6*7)); printf err >&2; id -un; exit 7"
+        p = self.ssh("deploy", command=cmd)
+        self.assertEqual(p.returncode, 7, p.stderr)
+        self.assertEqual(p.stdout, "out-42deploy\n")
+        self.assertIn("err", p.stderr)
+        s = self.session_for(cmd)
+        self.assertEqual(s["recorder"], "bastion")
+        self.assertEqual(s["user"], "alice")
+        self.assertEqual(s["login"], "deploy")
+        self.assertEqual(s["target"], "db1")
+        self.assertEqual(s["exit_status"], 7)
+        self.assertTrue(s["request_id"])
+        self.assertGreater(s["cert_serial"], 0)
+        raw = self.raw_output(s["id"])
+        self.assertIn(b"out-42", raw)
+        self.assertIn(b"err", raw)
+
+    def test_exit_signal_is_passed(self):
+        cmd = "kill -TERM $$"
+        p = self.ssh("deploy", command=cmd)
+        self.assertEqual(p.returncode, 255, p.stderr)
+        s = self.session_for(cmd)
+        self.assertEqual(s.get("exit_signal"), "TERM", s)
+
+    def test_interactive_shell_through_a_pty_is_recorded(self):
+        pexpect = self.need_pexpect()
+        argv = self.ssh_argv("deploy", extra=("-tt",))
+        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30,
+                              dimensions=(30, 100))
+        child.expect(r"\$ ")
+        child.sendline("stty size; echo typed-$((7*6))")
+        child.expect_exact("30 100")
+        child.expect_exact("typed-42")
+        child.expect(r"\$ ")
+        child.setwinsize(40, 120)
+        time.sleep(0.3)
+        child.sendline("stty size")
+        child.expect_exact("40 120")
+        child.sendline("exit 3")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 3, child.before)
+        s = [x for x in self.sessions() if x["command"] == "" and x["login"] == "deploy"][-1]
+        self.assertEqual((s["cols"], s["rows"]), (100, 30))
+        self.assertEqual(s["exit_status"], 3)
+        cast = os.path.join(self.dir, "s.cast")
+        self.cli("export", s["id"], "--format", "asciicast", "--out", cast)
+        events = [json.loads(line) for line in read(cast).splitlines()[1:]]
+        typed = "".join(e[2] for e in events if e[1] == "i")
+        self.assertIn("stty size; echo typed-$((7*6))", typed)
+        self.assertTrue(any(e[1] == "o" and "typed-42" in e[2] for e in events))
+        self.assertTrue(any(e[1] == "r" and e[2] == "120x40" for e in events), events[-10:])
+        times = [e[0] for e in events]
+        self.assertEqual(times, sorted(times))
+
+    def test_64_mib_of_output_arrive_and_are_recorded_intact(self):
+        blob = os.path.join(self.cdir, "blob64")
+        if not os.path.exists(blob):
+            with open(blob, "wb") as f:
+                f.write(os.urandom(64 << 20))
+            os.chmod(blob, 0o644)
+        want = hashlib.sha256(read_bytes(blob)).hexdigest()
+        cmd = "cat %s" % blob
+        p = subprocess.run(self.ssh_argv("deploy", command=cmd), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(hashlib.sha256(p.stdout).hexdigest(), want)
+        s = self.session_for(cmd)
+        self.assertEqual(s["bytes_out"], 64 << 20)
+        self.assertEqual(hashlib.sha256(self.raw_output(s["id"])).hexdigest(), want)
+
+    def test_input_is_relayed_and_recorded(self):
+        data = os.urandom(3 << 20)
+        cmd = "sha256sum"
+        p = subprocess.run(self.ssh_argv("deploy", command=cmd), input=data,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.split()[0].decode(), hashlib.sha256(data).hexdigest())
+        s = self.session_for(cmd)
+        self.assertEqual(s["bytes_in"], len(data))
+
+    def test_approval_is_shown_live_and_then_the_session_runs(self):
+        b = Background(self.ssh_argv("ops", command="echo approved-run", batch=False),
+                       self.dir, "ssh-ops")
+        self.bg.append(b)
+        r = self.broker.wait_pending(approver="bob", user="alice")
+        self.assertEqual(r["service"], "bastion")
+        self.assertEqual(r["host"], "db1")
+        self.assertEqual(r["target_user"], "ops")
+        harness.wait_for(lambda: "waiting for approval" in b.stderr, 15,
+                         "the waiting line in ssh's output")
+        self.assertTrue(b.running())
+        self.broker.approve("bob", r["id"])
+        self.assertEqual(b.wait(30), 0, b.describe())
+        self.assertEqual(b.stdout.strip(), "approved-run")
+        s = self.session_for("echo approved-run")
+        self.assertEqual(s["request_id"], r["id"])
+
+    def test_denied_request_ends_with_the_reason(self):
+        b = Background(self.ssh_argv("ops", command="echo never", batch=False),
+                       self.dir, "ssh-denied")
+        self.bg.append(b)
+        r = self.broker.wait_pending(approver="bob", user="alice")
+        self.broker.deny("bob", r["id"], comment="not now")
+        self.assertEqual(b.wait(30), 255, b.describe())
+        self.assertIn("denied", b.stderr)
+        self.assertIn("not now", b.stderr)
+        self.assertNotIn("never", b.stdout)
+
+    def test_unknown_target_is_refused_with_a_message(self):
+        p = self.ssh("deploy", target="nowhere", command="true", batch=False)
+        self.assertEqual(p.returncode, 255)
+        self.assertIn("unknown target 'nowhere'", p.stderr)
+
+    def test_a_key_that_is_not_configured_is_refused(self):
+        p = self.ssh("deploy", command="true", user="mallory")
+        self.assertEqual(p.returncode, 255)
+        self.assertIn("Permission denied", p.stderr)
+
+    def test_upstream_host_key_mismatch_is_refused(self):
+        p = self.ssh("deploy", target="impostor", command="echo leaked", batch=False)
+        self.assertEqual(p.returncode, 255)
+        self.assertIn("does not match the pinned key", p.stderr)
+        self.assertNotIn("leaked", p.stdout)
+
+    def test_session_ends_when_the_approval_expires(self):
+        start = time.time()
+        p = self.ssh("brief", command="sleep 60; echo too-long", timeout=60)
+        self.assertLess(time.time() - start, 30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("expired", p.stderr)
+        self.assertNotIn("too-long", p.stdout)
+        s = self.session_for("sleep 60; echo too-long")
+        self.assertEqual(s["end_reason"], "expired")
+
+    def test_terminate_ends_a_live_session(self):
+        cmd = "echo started; sleep 60; echo not-terminated"
+        b = Background(self.ssh_argv("deploy", command=cmd), self.dir, "ssh-terminated")
+        self.bg.append(b)
+        harness.wait_for(lambda: "started" in b.stdout, 30, "the session to start")
+
+        def live():
+            found = [s for s in self.sessions() if s["command"] == cmd and not s["ended"]]
+            return found[0] if found else None
+        s = harness.wait_for(live, 15, "the live session in the store")
+        # alice is not an approver of the request (policy auto): refused.
+        p = self.broker.cli("alice", "terminate", s["id"])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertTrue(b.running())
+        p = self.broker.cli("root", "terminate", s["id"], "--comment", "done")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotEqual(b.wait(30), 0)
+        self.assertIn("session terminated by root: done", b.stderr)
+        self.assertNotIn("not-terminated", b.stdout)
+        [s] = [x for x in self.sessions() if x["command"] == cmd]
+        self.assertEqual(s["end_reason"], "terminated")
+        self.assertIn(b"terminated by root", self.raw_output(s["id"]))
+
+    def test_fifty_concurrent_sessions_complete_and_the_store_verifies(self):
+        def one(i):
+            cmd = "echo concurrent-%d; head -c %d /dev/zero | wc -c" % (i, 100000 + i)
+            p = run(self.ssh_argv("deploy", command=cmd), check=False, timeout=240)
+            return i, p
+        with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+            results = list(pool.map(one, range(50)))
+        bad = ["session %d: rc %d stdout %r stderr %r" % (i, p.returncode, p.stdout, p.stderr)
+               for i, p in results
+               if p.returncode != 0 or p.stdout != "concurrent-%d\n%d\n" % (i, 100000 + i)]
+        self.assertEqual(bad, [])
+        ours = [s for s in self.sessions() if s["command"].startswith("echo concurrent-")]
+        self.assertEqual(len(ours), 50)
+        self.assertTrue(all(s["ended"] and s["exit_status"] == 0 for s in ours))
+        v = run([harness.BIN["jitgate"], "verify", "--store", self.broker.store_dir,
+                 "--key", self.broker.pub], check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+if __name__ == "__main__":
+    harness.main(__file__)
