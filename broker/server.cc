@@ -1660,6 +1660,13 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
       return;
     }
     LiveSession& live = it->second;
+    // Each bastion session process handles one person's network bytes: it
+    // may resume its own recording, never another's.
+    if (bastion_peer && live.opener_pid != c.peer.pid) {
+      SendError(c, wire::ErrorCode::kPermissionDenied,
+                c.peer_label + " may resume only the recording it opened");
+      return;
+    }
     if (live.fd >= 0 && live.fd != c.fd.get()) {
       // A recorder that reconnected replaces its stale connection.
       auto old = conns_.find(live.fd);
@@ -1722,6 +1729,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
     live.start_json = recorder::SessionStartJson(info);
   }
   live.fd = c.fd.get();
+  if (bastion_peer) live.opener_pid = c.peer.pid;
   sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(live.start_json));
   c.session_id = id;
   sessions_touched_.insert(id);

@@ -213,6 +213,7 @@ class Server {
     std::string start_json;
     uint64_t next_index = 0;  // chunks appended to the store so far
     int fd = -1;              // the recording connection, -1 if none
+    pid_t opener_pid = 0;     // the bastion session process that opened it, else 0
     // Set by TerminateSession: told to the recorder, and again to a
     // recorder that resumes the session.
     std::optional<wire::SessionTerminated> terminated;

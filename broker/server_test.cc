@@ -1238,7 +1238,9 @@ class BrokerBastionPeerTest : public BrokerCaTest {
  protected:
   void SetUp() override {
     BrokerCaTest::SetUp();
-    is_bastion_session_ = [this](pid_t pid) { return pid == ::getpid() && bastion_.load(); };
+    is_bastion_session_ = [this](pid_t pid) {
+      return bastion_.load() && (pid == ::getpid() || every_pid_.load());
+    };
   }
 
   static wire::RequestFields BastionRequest(const std::string& user) {
@@ -1288,6 +1290,7 @@ class BrokerBastionPeerTest : public BrokerCaTest {
   }
 
   std::atomic<bool> bastion_{true};
+  std::atomic<bool> every_pid_{false};  // every process counts as a bastion session
 };
 
 constexpr char kBastionPolicy[] =
@@ -1402,6 +1405,36 @@ TEST_F(BrokerBastionPeerTest, BastionSessionsAreRecordedOnlyByTheBastion) {
               int(wire::ErrorCode::kPermissionDenied));
   }
   // The bastion itself resumes its session.
+  EXPECT_EQ(Answer(resume), "ok:SessionOpened");
+}
+
+TEST_F(BrokerBastionPeerTest, ABastionSessionProcessResumesOnlyItsOwnRecording) {
+  if (::getuid() != 0) GTEST_SKIP() << "InChild needs root (setgroups)";
+  Start("policies: []\n");
+  wire::Client rec = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, rec.Call(BastionSession(), Soon()));
+  auto* opened = std::get_if<wire::SessionOpened>(&m);
+  ASSERT_NE(opened, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+  wire::OpenSession resume = BastionSession();
+  resume.session = opened->session;
+  // Another session process (another pid the listener vouches for) may not
+  // write into this person's recording.
+  every_pid_ = true;
+  EXPECT_EQ(InChild(::getuid(), ::getgid(),
+                    [&] {
+                      StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+                      if (!c.ok()) return 101;
+                      StatusOr<wire::Message> r = c->Call(resume, Soon());
+                      if (!r.ok()) return 102;
+                      auto* e = std::get_if<wire::Error>(&*r);
+                      if (e == nullptr) return 103;
+                      if (e->message.find("may resume only the recording it opened") ==
+                          std::string::npos) {
+                        return 104;
+                      }
+                      return int(e->code);
+                    }),
+            int(wire::ErrorCode::kPermissionDenied));
   EXPECT_EQ(Answer(resume), "ok:SessionOpened");
 }
 

@@ -120,6 +120,10 @@ Status DropPrivileges(const std::string& user) {
     }
     if (setuid(0) == 0) return InternalError("privileges could be regained after dropping them");
   }
+  // The listener asked for SIGTERM when jitgated dies; changing uid cleared
+  // that, so ask again (and go now if jitgated is already gone).
+  prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (getppid() == 1) return UnavailableError("jitgated is gone");
   if (chdir("/") != 0) return InternalError("chdir /");
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -188,6 +192,9 @@ class Approval : public wire::RequesterUi {
 
   // wire::RequesterUi, on the approval thread.
   std::optional<std::string> AskReason(const wire::NeedReason& ask) override {
+    // An optional reason is not worth a prompt that clients without a
+    // terminal cannot answer: file the request without one.
+    if (!ask.required) return std::string();
     std::unique_lock<std::mutex> l(mu_);
     reason_.reset();
     events_.push_back({Kind::kAskReason, ask.prompt});

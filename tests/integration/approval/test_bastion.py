@@ -35,7 +35,7 @@ POLICIES = [
      "approve": "auto", "reason": "none", "ttl": "4s"},
     # ops: a human approves.
     {"name": "human", "match": {"service": ["bastion"]},
-     "approvers": ["oncall"], "quorum": 1, "reason": "none", "timeout": "60s", "ttl": "10m"},
+     "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "10m"},
 ]
 PAM_PERMIT = ("auth     required pam_permit.so\n"
               "account  required pam_permit.so\n"
