@@ -52,7 +52,7 @@ using recorder::Record;
 using recorder::RecordingClient;
 using recorder::Stream;
 
-constexpr int kStatusRoundMs = 1000;  // a "still waiting" line at least this often
+constexpr int kStatusRoundMs = 5000;  // a "still waiting" line at least this often
 constexpr int kFirstAnswerMs = 30'000;  // the broker's first answer, inside publickey auth
 constexpr int kPollMs = 50;           // relay loop tick
 constexpr int64_t kFlushIntervalMs = 100;
@@ -619,11 +619,16 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
 // lines as they come.
 int Session::OnMessage(ssh_message m) {
   if (ssh_message_type(m) != SSH_REQUEST_AUTH) return 1;
-  if (ssh_message_subtype(m) != SSH_AUTH_METHOD_INTERACTIVE || person_.empty() ||
-      ssh_user_ != (ssh_message_auth_user(m) != nullptr ? ssh_message_auth_user(m) : "")) {
+  if (ssh_message_subtype(m) != SSH_AUTH_METHOD_INTERACTIVE || person_.empty()) {
     return 1;  // default: failure
   }
+  // A response (INFO_RESPONSE) carries no user name; a new attempt must be
+  // for the LOGIN@TARGET the public key was accepted for. Every round must
+  // stay inside one attempt: the OpenSSH client makes only
+  // NumberOfPasswordPrompts (3) keyboard-interactive attempts.
   bool response = ssh_message_auth_kbdint_is_response(m) != 0;
+  const char* user = ssh_message_auth_user(m);
+  if (!response && ssh_user_ != (user != nullptr ? user : "")) return 1;
   if (auth_ == AuthState::kFailing) {
     if (response) {
       auth_failed_ = true;

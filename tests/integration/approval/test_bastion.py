@@ -248,6 +248,10 @@ class BastionTest(harness.IntegrationTest):
         self.assertEqual(r["target_user"], "ops")
         harness.wait_for(lambda: "waiting for approval" in b.stderr, 15,
                          "the waiting line in ssh's output")
+        # More rounds than OpenSSH's 3 keyboard-interactive attempts: the
+        # rounds are one attempt.
+        harness.wait_for(lambda: "still waiting for approval (15 s)" in b.stderr, 30,
+                         "four rounds of waiting")
         self.assertTrue(b.running())
         self.broker.approve("bob", r["id"])
         self.assertEqual(b.wait(30), 0, b.describe())
