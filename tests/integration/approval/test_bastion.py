@@ -71,6 +71,17 @@ class BastionTest(harness.IntegrationTest):
             k = os.path.join(cls.cdir, "id_" + user)
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", user + "@laptop", "-f", k])
             cls.keys[user] = k
+        # carol has no configured key: a certificate from the people's CA.
+        cls.people_ca = os.path.join(cls.cdir, "people_ca")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", cls.people_ca])
+        for user, principal, validity in (("carol", "carol", "+10m"),
+                                          ("expired", "carol", "20200101:20200102"),
+                                          ("two", "carol,dave", "+10m")):
+            k = os.path.join(cls.cdir, "id_" + user)
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k])
+            run(["ssh-keygen", "-q", "-s", cls.people_ca, "-I", user, "-n", principal,
+                 "-V", validity, k + ".pub"])
+            cls.keys[user] = k
         cls.bastion_key = os.path.join(cls.cdir, "bastion_host_ed25519")
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", cls.bastion_key])
         other = os.path.join(cls.cdir, "other_host")
@@ -84,6 +95,7 @@ class BastionTest(harness.IntegrationTest):
             "  run_as: nobody",
             "  users:",
             "    alice: [%s]" % json.dumps(read(cls.keys["alice"] + ".pub").strip()),
+            "  user_ca_keys: [%s]" % json.dumps(read(cls.people_ca + ".pub").strip()),
             "  targets:",
             "    db1: {address: 127.0.0.1, port: %d, host_key: %s}"
             % (cls.sshd.port, json.dumps(" ".join(target_key[:2]))),
@@ -279,6 +291,18 @@ class BastionTest(harness.IntegrationTest):
         p = self.ssh("deploy", command="true", user="mallory")
         self.assertEqual(p.returncode, 255)
         self.assertIn("Permission denied", p.stderr)
+
+    def test_a_certificate_from_the_people_ca_names_the_person(self):
+        cmd = "echo via-certificate"
+        p = self.ssh("deploy", command=cmd, user="carol")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "via-certificate\n")
+        self.assertEqual(self.session_for(cmd)["user"], "carol")
+        # Expired, or more than one principal: not a person the bastion knows.
+        for user in ("expired", "two"):
+            p = self.ssh("deploy", command="echo never", user=user)
+            self.assertEqual(p.returncode, 255, user)
+            self.assertIn("Permission denied", p.stderr)
 
     def test_upstream_host_key_mismatch_is_refused(self):
         p = self.ssh("deploy", target="impostor", command="echo leaked", batch=False)
