@@ -966,7 +966,11 @@ int Session::Relay() {
     int rc = ssh_event_dopoll(event_, kPollMs);
     if (rc == SSH_ERROR) {
       if (!ssh_is_connected(client_)) client_closed_ = true;
-      if (!ssh_is_connected(up_)) up_closed_ = true;
+      if (!ssh_is_connected(up_) && !up_closed_) {
+        up_closed_ = true;
+        Finish("target connection lost", "the connection to " + target_name_ + " was lost (" +
+                                             ssh_get_error(up_) + ")");
+      }
     }
     Pump();
     auto now = std::chrono::steady_clock::now();

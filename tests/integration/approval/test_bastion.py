@@ -343,6 +343,19 @@ class BastionTest(harness.IntegrationTest):
         self.assertEqual(s["end_reason"], "terminated")
         self.assertIn(b"terminated by root", self.raw_output(s["id"]))
 
+    def test_losing_the_target_ends_the_session_with_a_message(self):
+        cmd = "echo started; sleep 60"
+        b = Background(self.ssh_argv("deploy", command=cmd), self.dir, "ssh-lost")
+        self.bg.append(b)
+        harness.wait_for(lambda: "started" in b.stdout, 30, "the session to start")
+        # The target's sshd processes for this login (only ours run now).
+        p = run(["pkill", "-KILL", "-f", "^sshd-bastion-target: deploy"], check=False)
+        self.assertEqual(p.returncode, 0, "no sshd process for deploy found")
+        self.assertNotEqual(b.wait(30), 0)
+        self.assertIn("the connection to db1 was lost", b.stderr)
+        s = self.session_for(cmd)
+        self.assertEqual(s["end_reason"], "target connection lost")
+
     def test_fifty_concurrent_sessions_complete_and_the_store_verifies(self):
         def one(i):
             cmd = "echo concurrent-%d; head -c %d /dev/zero | wc -c" % (i, 100000 + i)
