@@ -33,6 +33,9 @@ POLICIES = [
     # brief: approved for 4 seconds only (expiry).
     {"name": "brief", "match": {"service": ["bastion"], "target_user": ["brief"]},
      "approve": "auto", "reason": "none", "ttl": "4s"},
+    # audited: a human approves, and a reason is required.
+    {"name": "reasoned", "match": {"service": ["bastion"], "target_user": ["audited"]},
+     "approvers": ["oncall"], "quorum": 1, "reason": "required", "timeout": "60s", "ttl": "10m"},
     # ops: a human approves.
     {"name": "human", "match": {"service": ["bastion"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "10m"},
@@ -41,7 +44,7 @@ PAM_PERMIT = ("auth     required pam_permit.so\n"
               "account  required pam_permit.so\n"
               "session  required pam_permit.so\n"
               "password required pam_deny.so\n")
-LOGINS = ("deploy", "brief", "ops")
+LOGINS = ("deploy", "brief", "ops", "audited")
 
 
 class BastionTest(harness.IntegrationTest):
@@ -270,6 +273,21 @@ class BastionTest(harness.IntegrationTest):
         self.assertEqual(b.stdout.strip(), "approved-run")
         s = self.session_for("echo approved-run")
         self.assertEqual(s["request_id"], r["id"])
+
+    def test_a_required_reason_is_asked_in_the_terminal(self):
+        pexpect = self.need_pexpect()
+        argv = self.ssh_argv("audited", command="echo reasoned-run", batch=False)
+        child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30)
+        child.expect("Reason for bastion as audited on db1: ")
+        child.sendline("fixing the replica")
+        child.expect("waiting for approval")
+        r = self.broker.wait_pending(approver="bob", user="alice", target_user="audited")
+        self.assertEqual(r["reason"], "fixing the replica")
+        self.broker.approve("bob", r["id"])
+        child.expect_exact("reasoned-run")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0, child.before)
 
     def test_denied_request_ends_with_the_reason(self):
         b = Background(self.ssh_argv("ops", command="echo never", batch=False),
