@@ -330,6 +330,10 @@ class Session {
   int cols_ = 0;
   int rows_ = 0;
   bool started_ = false;  // shell/exec/subsystem running upstream
+  // Data libssh holds back for us (the callback took less than it was
+  // given): client input, upstream stdout and stderr.
+  bool client_held_ = false;
+  bool up_held_[2] = {false, false};
   bool client_eof_ = false;
   bool client_eof_sent_ = false;
   bool client_closed_ = false;
@@ -813,23 +817,32 @@ void Session::RecordData(Stream stream, const void* data, size_t len) {
 // libssh keeps the rest (and stops growing the client's window) until Pump
 // moves it. Nothing is forwarded that is not recorded first.
 int Session::OnClientData(const void* data, uint32_t len) {
-  if (uchan_ == nullptr || up_closed_ || !started_ || finished_) return 0;
-  uint32_t n = std::min(len, ssh_channel_window_size(uchan_));
-  if (n == 0) return 0;
-  RecordData(Stream::kInput, data, n);
-  if (!rec_error_.ok()) return 0;
-  int w = ssh_channel_write(uchan_, data, n);
-  return w < 0 ? 0 : w;
+  int w = 0;
+  if (uchan_ != nullptr && !up_closed_ && started_ && !finished_) {
+    uint32_t n = std::min(len, ssh_channel_window_size(uchan_));
+    if (n > 0) {
+      RecordData(Stream::kInput, data, n);
+      if (rec_error_.ok()) w = std::max(0, ssh_channel_write(uchan_, data, n));
+    }
+  }
+  client_held_ = static_cast<uint32_t>(w) < len;
+  return w;
 }
 
 int Session::OnUpstreamData(const void* data, uint32_t len, int is_stderr) {
-  if (cchan_ == nullptr || client_closed_ || finished_) return 0;
-  uint32_t n = std::min(len, ssh_channel_window_size(cchan_));
-  if (n == 0) return 0;
-  RecordData(Stream::kOutput, data, n);
-  if (!rec_error_.ok()) return 0;
-  int w = is_stderr ? ssh_channel_write_stderr(cchan_, data, n) : ssh_channel_write(cchan_, data, n);
-  return w < 0 ? 0 : w;
+  int w = 0;
+  if (cchan_ != nullptr && !client_closed_ && !finished_) {
+    uint32_t n = std::min(len, ssh_channel_window_size(cchan_));
+    if (n > 0) {
+      RecordData(Stream::kOutput, data, n);
+      if (rec_error_.ok()) {
+        w = std::max(0, is_stderr ? ssh_channel_write_stderr(cchan_, data, n)
+                                  : ssh_channel_write(cchan_, data, n));
+      }
+    }
+  }
+  up_held_[is_stderr != 0 ? 1 : 0] = static_cast<uint32_t>(w) < len;
+  return w;
 }
 
 void SetChannelCallbacks(Session* s) {
@@ -894,14 +907,20 @@ void SetChannelCallbacks(Session* s) {
 // --- Relay ------------------------------------------------------------------
 
 // Moves data libssh holds back (because the other side's window was full)
-// once the window has room again.
+// once the window has room again. Only streams that hold data back are
+// looked at: ssh_channel_poll on an empty buffer polls the socket, which on
+// every turn of the relay loop would cost more than the data.
 void Session::Pump() {
   uint8_t buf[kPumpBuffer];
   for (int is_stderr = 0; is_stderr <= 1; ++is_stderr) {
-    while (!finished_ && uchan_ != nullptr && cchan_ != nullptr && !client_closed_ &&
-           rec_error_.ok()) {
+    while (up_held_[is_stderr] && !finished_ && uchan_ != nullptr && cchan_ != nullptr &&
+           !client_closed_ && rec_error_.ok()) {
       uint32_t win = ssh_channel_window_size(cchan_);
-      if (win == 0 || ssh_channel_poll(uchan_, is_stderr) <= 0) break;
+      if (win == 0) break;
+      if (ssh_channel_poll(uchan_, is_stderr) <= 0) {
+        up_held_[is_stderr] = false;
+        break;
+      }
       int n = ssh_channel_read_nonblocking(uchan_, buf, std::min<uint32_t>(win, sizeof(buf)),
                                            is_stderr);
       if (n <= 0) break;
@@ -913,10 +932,14 @@ void Session::Pump() {
       }
     }
   }
-  while (!finished_ && uchan_ != nullptr && cchan_ != nullptr && !up_closed_ && started_ &&
-         rec_error_.ok()) {
+  while (client_held_ && !finished_ && uchan_ != nullptr && cchan_ != nullptr && !up_closed_ &&
+         started_ && rec_error_.ok()) {
     uint32_t win = ssh_channel_window_size(uchan_);
-    if (win == 0 || ssh_channel_poll(cchan_, 0) <= 0) break;
+    if (win == 0) break;
+    if (ssh_channel_poll(cchan_, 0) <= 0) {
+      client_held_ = false;
+      break;
+    }
     int n = ssh_channel_read_nonblocking(cchan_, buf, std::min<uint32_t>(win, sizeof(buf)), 0);
     if (n <= 0) break;
     RecordData(Stream::kInput, buf, static_cast<size_t>(n));
@@ -994,12 +1017,11 @@ int Session::Relay() {
                             " has expired; the session is closed");
     }
     // Forward EOF once everything before it has been forwarded.
-    if (client_eof_ && !client_eof_sent_ && uchan_ != nullptr && ssh_channel_poll(cchan_, 0) <= 0) {
+    if (client_eof_ && !client_eof_sent_ && uchan_ != nullptr && !client_held_) {
       ssh_channel_send_eof(uchan_);
       client_eof_sent_ = true;
     }
-    bool up_drained = uchan_ == nullptr ||
-                      (ssh_channel_poll(uchan_, 0) <= 0 && ssh_channel_poll(uchan_, 1) <= 0);
+    bool up_drained = uchan_ == nullptr || (!up_held_[0] && !up_held_[1]);
     if (up_eof_ && !up_eof_sent_ && up_drained && cchan_ != nullptr && !client_closed_) {
       ssh_channel_send_eof(cchan_);
       up_eof_sent_ = true;
