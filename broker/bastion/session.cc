@@ -38,6 +38,7 @@
 
 #include "ca/cert.h"
 #include "ca/sshkey.h"
+#include "core/base/clock.h"
 #include "core/base/status.h"
 #include "core/base/status_macros.h"
 #include "core/wire/messages.h"
@@ -63,11 +64,7 @@ void Log(const std::string& line) {
   std::fprintf(stderr, "jitgated[bastion %d]: %s\n", static_cast<int>(getpid()), line.c_str());
 }
 
-int64_t UnixNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t UnixNanos() { return RealClock()->NowUnixNanos(); }
 
 std::string PeerAddress(int fd) {
   sockaddr_storage ss{};
@@ -144,7 +141,6 @@ class Approval : public wire::RequesterUi {
   ~Approval() override {
     {
       std::lock_guard<std::mutex> l(mu_);
-      closing_ = true;
       reason_.emplace(std::nullopt);
     }
     cv_.notify_all();
@@ -188,8 +184,6 @@ class Approval : public wire::RequesterUi {
     return *result_;
   }
 
-  const std::string& request_id() const { return id_; }
-
   // wire::RequesterUi, on the approval thread.
   std::optional<std::string> AskReason(const wire::NeedReason& ask) override {
     // An optional reason is not worth a prompt that clients without a
@@ -207,8 +201,6 @@ class Approval : public wire::RequesterUi {
   void OnAccepted(const wire::RequestAccepted& a) override {
     Push("jitgate: request " + a.id + " is waiting for approval by " + a.approvers + " (up to " +
          std::to_string(a.wait_seconds) + " s)");
-    std::lock_guard<std::mutex> l(mu_);
-    id_ = a.id;
   }
   void OnStatus(const wire::StatusUpdate& u) override {
     if (!u.message.empty()) Push("jitgate: " + u.message);
@@ -229,8 +221,6 @@ class Approval : public wire::RequesterUi {
   std::deque<Event> events_;
   std::optional<std::optional<std::string>> reason_;
   std::optional<wire::RequesterResult> result_;
-  std::string id_;
-  bool closing_ = false;
   std::thread thread_;
 };
 
@@ -408,8 +398,7 @@ Status Session::LoadHostKey() {
 std::optional<std::string> Session::PersonOfKey(ssh_key key) {
   std::optional<std::string> line = KeyLineOf(key);
   if (!line.has_value()) return std::nullopt;
-  if (ssh_key_is_public(key) && ssh_key_type(key) != SSH_KEYTYPE_UNKNOWN &&
-      line->find("-cert-v01@openssh.com ") != std::string::npos) {
+  if (line->find("-cert-v01@openssh.com ") != std::string::npos) {
     // A certificate: signed by a trusted CA, valid now, user type, one
     // principal that names the person.
     StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(*line);
@@ -596,19 +585,19 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
                                  (got.ok() ? got->Fingerprint() : std::string("an unreadable key")) +
                                  ", expected " + pinned->Fingerprint() + ")");
   }
-  // The certificate the broker issued with the approval, on our fresh key.
-  size_t sp = d.certificate.find(' ');
-  if (sp == std::string::npos) return InternalError("the broker sent no certificate");
-  std::string type = d.certificate.substr(0, sp);
-  std::string b64 = d.certificate.substr(sp + 1);
+  // The certificate the broker issued with the approval, on our fresh key:
+  // "type base64" (checked by FromLine), handed to libssh as base64.
+  StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(d.certificate);
+  if (!cert.ok()) return InternalError("the broker sent an unreadable certificate");
+  cert_serial_ = cert->fields().serial;
+  std::string b64 = d.certificate.substr(d.certificate.find(' ') + 1);
   b64 = b64.substr(0, b64.find(' '));
+  std::string type(cert->type_name());
   if (ssh_pki_import_cert_base64(b64.c_str(), ssh_key_type_from_name(type.c_str()), &up_cert_) !=
           SSH_OK ||
       ssh_pki_copy_cert_to_privkey(up_cert_, up_key_) != SSH_OK) {
     return InternalError("cannot use the certificate the broker issued");
   }
-  StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(d.certificate);
-  if (cert.ok()) cert_serial_ = cert->fields().serial;
   if (ssh_userauth_try_publickey(up_, nullptr, up_cert_) != SSH_AUTH_SUCCESS ||
       ssh_userauth_publickey(up_, nullptr, up_key_) != SSH_AUTH_SUCCESS) {
     return PermissionDeniedError("target " + where + " refused the certificate for " + login_ +
@@ -972,19 +961,22 @@ int Session::Relay() {
     Log("cannot poll the sessions");
     return 1;
   }
-  bool rec_fd_added = false;
   while (true) {
-    if (rec_ != nullptr && !rec_fd_added && rec_->fd() >= 0) {
+    // The recording connection's fd, polled for acknowledgements; a new one
+    // after RecordingClient reconnected.
+    if (rec_ != nullptr && rec_->fd() != rec_fd_) {
+      if (rec_fd_ >= 0) ssh_event_remove_fd(event_, rec_fd_);
       rec_fd_ = rec_->fd();
-      ssh_event_add_fd(
-          event_, rec_fd_, POLLIN,
-          [](socket_t, int, void* u) {
-            Session* s = Of(u);
-            if (s->rec_ != nullptr && s->rec_error_.ok()) s->rec_error_ = s->rec_->Poll();
-            return 0;
-          },
-          this);
-      rec_fd_added = true;
+      if (rec_fd_ >= 0) {
+        ssh_event_add_fd(
+            event_, rec_fd_, POLLIN,
+            [](socket_t, int, void* u) {
+              Session* s = Of(u);
+              if (s->rec_ != nullptr && s->rec_error_.ok()) s->rec_error_ = s->rec_->Poll();
+              return 0;
+            },
+            this);
+      }
     }
     int rc = ssh_event_dopoll(event_, kPollMs);
     if (rc == SSH_ERROR) {

@@ -75,15 +75,19 @@ class RecordedLoginTest(harness.IntegrationTest):
     def sessions(self):
         return json.loads(self.cli("sessions", "--json").stdout)["sessions"]
 
-    def test_interactive_login_is_recorded_and_replays(self):
-        pexpect = self.need_pexpect()
-        self.broker.start()
+    def interactive_login(self, pexpect):
+        """alice's `ssh -tt` login in a 100x30 pexpect terminal."""
         argv = ["-tt", "-p", str(self.sshd.port), "-i", self.alice.key,
                 "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                 "-o", "LogLevel=ERROR", "-F", "/dev/null", "alice@127.0.0.1"]
-        child = pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
-                              dimensions=(30, 100))
+        return pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
+                             dimensions=(30, 100))
+
+    def test_interactive_login_is_recorded_and_replays(self):
+        pexpect = self.need_pexpect()
+        self.broker.start()
+        child = self.interactive_login(pexpect)
         # Type only once the shell is there (input typed earlier may be
         # discarded when the shell sets up its line editor).
         child.expect(r"\$ ")
@@ -123,12 +127,7 @@ class RecordedLoginTest(harness.IntegrationTest):
         # request) ends a live session with `jitgate terminate`.
         pexpect = self.need_pexpect()
         self.broker.start()
-        argv = ["-tt", "-p", str(self.sshd.port), "-i", self.alice.key,
-                "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                "-o", "LogLevel=ERROR", "-F", "/dev/null", "alice@127.0.0.1"]
-        child = pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
-                              dimensions=(30, 100))
+        child = self.interactive_login(pexpect)
         child.expect(r"\$ ")
         child.sendline("echo started-$((6*7))")
         child.expect_exact("started-42")
