@@ -8,6 +8,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
@@ -23,7 +25,9 @@ namespace jitgate::recorder {
 // A chunk is one store entry body; its cap leaves room below the entry limit.
 static_assert(kMaxChunkBody <= store::kMaxEntryBody);
 static_assert(sizeof(kChunkMagic) == 5, "the magic is 4 bytes");
+static_assert(sizeof(kCompressedChunkMagic) == 5, "the magic is 4 bytes");
 static_assert(kMaxRecordData < kMaxChunkBody);
+static_assert(kMaxChunkBody < kMaxChunkRecords);
 static_assert(kMaxSessionIdLength <= 255, "the id's length is one byte");
 
 namespace {
@@ -34,6 +38,12 @@ constexpr size_t kFixedHeaderSize = kMagicSize + 1 + 8 + 8;
 constexpr size_t kResizeSize = 2 + 2;
 constexpr int kMaxVarintBytes = 10;  // ceil(64 / 7)
 constexpr uint64_t kMaxTime = uint64_t(std::numeric_limits<int64_t>::max());
+// A compressed chunk's raw_length, after the header.
+constexpr size_t kRawLengthSize = 4;
+// zstd's fastest regular level: the bastion and jitgate-rec compress on the
+// relay's path, so speed matters more than the last few percent of size.
+constexpr int kZstdLevel = 1;
+constexpr uint32_t kZstdFrameMagic = 0xFD2FB528;  // little-endian in the frame
 
 size_t HeaderSize(size_t id_length) { return kFixedHeaderSize + id_length; }
 
@@ -98,13 +108,17 @@ Status CheckRecord(const Record& r, std::string_view what, bool split_data = fal
 // Reading a chunk: every error names the byte offset where it was found.
 class ChunkParser {
  public:
-  explicit ChunkParser(ByteSpan body) : body_(body), r_(body) {}
+  // where: what offsets count from ("chunk" for a body, "decompressed
+  // records" for a compressed chunk's records).
+  explicit ChunkParser(ByteSpan body, const char* where = "chunk")
+      : body_(body), r_(body), where_(where) {}
 
   size_t offset() const { return body_.size() - r_.remaining(); }
   bool done() const { return r_.Empty(); }
 
   Status Error(size_t at, const std::string& why) const {
-    return InvalidArgumentError("chunk offset " + std::to_string(at) + ": " + why);
+    return InvalidArgumentError(std::string(where_) + " offset " + std::to_string(at) + ": " +
+                                why);
   }
   Status Truncated(size_t at, const char* field) const {
     return Error(at, std::string("truncated in ") + field);
@@ -119,8 +133,12 @@ class ChunkParser {
     size_t at = offset();
     ByteSpan magic;
     if (!r_.GetBytes(kMagicSize, &magic)) return Truncated(at, "magic");
-    if (std::memcmp(magic.data(), kChunkMagic, kMagicSize) != 0) {
-      return Error(at, "bad magic (not a JGT1 chunk)");
+    if (std::memcmp(magic.data(), kChunkMagic, kMagicSize) == 0) {
+      h->encoding = ChunkEncoding::kPlain;
+    } else if (std::memcmp(magic.data(), kCompressedChunkMagic, kMagicSize) == 0) {
+      h->encoding = ChunkEncoding::kZstd;
+    } else {
+      return Error(at, "bad magic (not a JGT1 or JGTZ chunk)");
     }
     at = offset();
     uint8_t n;
@@ -143,6 +161,56 @@ class ChunkParser {
     h->session.assign(AsChars(id));
     h->index = index;
     h->base_ns = int64_t(base);
+    return OkStatus();
+  }
+
+  // A compressed chunk's rest: u32 raw_length, then exactly one zstd frame
+  // whose declared content size is raw_length; *raw gets the records.
+  // raw_length is capped (kMaxChunkRecords) before anything is allocated,
+  // and single-pass decompression into a buffer of that size allocates no
+  // window, whatever the frame header claims.
+  Status Decompress(Bytes* raw) {
+    size_t at = offset();
+    uint32_t raw_length;
+    if (!r_.GetU32(&raw_length)) return Truncated(at, "raw_length");
+    if (raw_length == 0 || raw_length > kMaxChunkRecords) {
+      return Error(at, "raw_length " + std::to_string(raw_length) + " is not 1.." +
+                           std::to_string(kMaxChunkRecords));
+    }
+    at = offset();
+    ByteSpan frame = r_.Rest();
+    if (frame.size() < 4) return Truncated(at, "zstd frame");
+    uint32_t magic = uint32_t(frame[0]) | uint32_t(frame[1]) << 8 | uint32_t(frame[2]) << 16 |
+                     uint32_t(frame[3]) << 24;
+    if (magic != kZstdFrameMagic) return Error(at, "not a zstd frame");
+    const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+    if (ZSTD_isError(frame_size)) {
+      return Error(at, std::string("bad zstd frame: ") + ZSTD_getErrorName(frame_size));
+    }
+    if (frame_size != frame.size()) {
+      return Error(at + frame_size, std::to_string(frame.size() - frame_size) +
+                                        " trailing bytes after the zstd frame");
+    }
+    const unsigned long long content = ZSTD_getFrameContentSize(frame.data(), frame.size());
+    if (content != raw_length) {
+      return Error(at, content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR
+                           ? std::string("zstd frame does not declare its content size")
+                           : "zstd frame holds " + std::to_string(content) +
+                                 " bytes, raw_length says " + std::to_string(raw_length));
+    }
+    ZSTD_DCtx* dctx = ThreadDctx();
+    if (dctx == nullptr) return ResourceExhaustedError("cannot allocate a zstd context");
+    Bytes out(raw_length);
+    const size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+    if (ZSTD_isError(n)) {
+      return Error(at, std::string("zstd frame does not decompress: ") + ZSTD_getErrorName(n));
+    }
+    if (n != raw_length) {
+      return Error(at, "zstd frame decompresses to " + std::to_string(n) + " bytes, raw_length says " +
+                           std::to_string(raw_length));
+    }
+    (void)r_.Skip(frame.size());
+    *raw = std::move(out);
     return OkStatus();
   }
 
@@ -209,9 +277,39 @@ class ChunkParser {
   }
 
  private:
+  struct DctxFree {
+    void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+  };
+  static ZSTD_DCtx* ThreadDctx() {
+    thread_local std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+    return dctx.get();
+  }
+
   ByteSpan body_;
   ByteReader r_;
+  const char* where_;
 };
+
+// The records of a chunk to the end of p's input (at least one; the first
+// delta 0).
+Status ParseRecords(ChunkParser& p, int64_t base_ns, std::vector<Record>* out) {
+  if (p.done()) return p.Error(p.offset(), "a chunk needs at least one record");
+  int64_t time = base_ns;
+  while (!p.done()) {
+    Record rec;
+    RETURN_IF_ERROR(p.Next(out->empty(), &time, &rec));
+    out->push_back(std::move(rec));
+  }
+  return OkStatus();
+}
+
+struct CctxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+ZSTD_CCtx* ThreadCctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxFree> cctx(ZSTD_createCCtx());
+  return cctx.get();
+}
 
 
 constexpr char kStartType[] = "session_start";
@@ -431,13 +529,17 @@ bool IsValidSessionId(std::string_view id) {
 // ---------------------------------------------------------------------------
 // Chunks
 
-StatusOr<Bytes> EncodeChunk(const Chunk& chunk) {
+namespace {
+
+// Checks a chunk's records and returns their encoded size (without the
+// header); kInvalidArgument "<over> at record i" past cap.
+StatusOr<size_t> RecordsSize(const Chunk& chunk, size_t cap, const std::string& over) {
   if (!IsValidSessionId(chunk.session)) {
     return InvalidArgumentError("session id " + ShowId(chunk.session) +
                                 " is not 1..32 of [0-9a-z]");
   }
   if (chunk.records.empty()) return InvalidArgumentError("a chunk needs at least one record");
-  size_t size = HeaderSize(chunk.session.size());
+  size_t size = 0;
   int64_t prev = chunk.records.front().time_ns;
   for (size_t i = 0; i < chunk.records.size(); ++i) {
     const Record& r = chunk.records[i];
@@ -450,32 +552,92 @@ StatusOr<Bytes> EncodeChunk(const Chunk& chunk) {
     size += RecordSize(r, uint64_t(r.time_ns - prev));
     prev = r.time_ns;
     // Checked as we go so that the sum cannot overflow.
-    if (size > kMaxChunkBody) {
-      return InvalidArgumentError("chunk body exceeds kMaxChunkBody (" +
-                                  std::to_string(kMaxChunkBody) + ") at record " +
-                                  std::to_string(i));
-    }
+    if (size > cap) return InvalidArgumentError(over + " at record " + std::to_string(i));
   }
-  ByteWriter w(size);
-  w.PutBytes(std::string_view(kChunkMagic, kMagicSize));
-  w.PutU8(uint8_t(chunk.session.size()));
-  w.PutBytes(chunk.session);
-  w.PutU64(chunk.index);
-  w.PutU64(uint64_t(chunk.records.front().time_ns));
-  prev = chunk.records.front().time_ns;
-  for (const Record& r : chunk.records) {
-    w.PutU8(uint8_t(r.stream));
-    PutVarint(&w, uint64_t(r.time_ns - prev));
+  return size;
+}
+
+void PutHeader(ByteWriter* w, const char* magic, const Chunk& chunk) {
+  w->PutBytes(std::string_view(magic, kMagicSize));
+  w->PutU8(uint8_t(chunk.session.size()));
+  w->PutBytes(chunk.session);
+  w->PutU64(chunk.index);
+  w->PutU64(uint64_t(chunk.records.front().time_ns));
+}
+
+void PutRecords(ByteWriter* w, const std::vector<Record>& records) {
+  int64_t prev = records.front().time_ns;
+  for (const Record& r : records) {
+    w->PutU8(uint8_t(r.stream));
+    PutVarint(w, uint64_t(r.time_ns - prev));
     prev = r.time_ns;
     if (r.stream == Stream::kResize) {
-      w.PutU16(r.cols);
-      w.PutU16(r.rows);
+      w->PutU16(r.cols);
+      w->PutU16(r.rows);
     } else {
-      PutVarint(&w, r.data.size());
-      w.PutBytes(ByteSpan(r.data));
+      PutVarint(w, r.data.size());
+      w->PutBytes(ByteSpan(r.data));
     }
   }
-  if (w.size() != size) return InternalError("chunk size miscomputed");
+}
+
+// A JGTZ body for chunk, whose records encode to `records` bytes; nullopt if
+// it would exceed kMaxChunkBody.
+StatusOr<std::optional<Bytes>> CompressChunk(const Chunk& chunk, size_t records) {
+  ByteWriter raw(records);
+  PutRecords(&raw, chunk.records);
+  if (raw.size() != records) return InternalError("chunk size miscomputed");
+  ByteWriter head(HeaderSize(chunk.session.size()) + kRawLengthSize);
+  PutHeader(&head, kCompressedChunkMagic, chunk);
+  head.PutU32(uint32_t(records));
+  Bytes out = head.Release();
+  const size_t header = out.size();
+  out.resize(kMaxChunkBody);
+  ZSTD_CCtx* cctx = ThreadCctx();
+  if (cctx == nullptr) return ResourceExhaustedError("cannot allocate a zstd context");
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  // Content size in the frame (decoders check it), no checksum (the store's
+  // hashes cover every byte), no dictionary.
+  if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kZstdLevel)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0))) {
+    return InternalError("cannot set zstd parameters");
+  }
+  const size_t n = ZSTD_compress2(cctx, out.data() + header, out.size() - header,
+                                  raw.data().data(), raw.size());
+  if (ZSTD_isError(n)) {
+    if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) return std::optional<Bytes>();
+    return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  }
+  out.resize(header + n);
+  return std::optional<Bytes>(std::move(out));
+}
+
+}  // namespace
+
+StatusOr<Bytes> EncodeChunk(const Chunk& chunk, ChunkEncoding encoding) {
+  const size_t header = HeaderSize(chunk.session.size());
+  if (encoding == ChunkEncoding::kZstd) {
+    ASSIGN_OR_RETURN(size_t records,
+                     RecordsSize(chunk, kMaxChunkRecords,
+                                 "records exceed kMaxChunkRecords (" +
+                                     std::to_string(kMaxChunkRecords) + ")"));
+    ASSIGN_OR_RETURN(std::optional<Bytes> body, CompressChunk(chunk, records));
+    if (!body.has_value()) {
+      return InvalidArgumentError("compressed chunk body exceeds kMaxChunkBody (" +
+                                  std::to_string(kMaxChunkBody) + ")");
+    }
+    return std::move(*body);
+  }
+  // header <= 53 bytes, far below the cap.
+  ASSIGN_OR_RETURN(size_t records,
+                   RecordsSize(chunk, kMaxChunkBody - header,
+                               "chunk body exceeds kMaxChunkBody (" +
+                                   std::to_string(kMaxChunkBody) + ")"));
+  ByteWriter w(header + records);
+  PutHeader(&w, kChunkMagic, chunk);
+  PutRecords(&w, chunk.records);
+  if (w.size() != header + records) return InternalError("chunk size miscomputed");
   return w.Release();
 }
 
@@ -490,35 +652,94 @@ StatusOr<Chunk> DecodeChunk(ByteSpan body) {
   ChunkParser p(body);
   ChunkHeader h;
   RETURN_IF_ERROR(p.Header(&h));
-  if (p.done()) return p.Error(p.offset(), "a chunk needs at least one record");
   Chunk c;
   c.session = std::move(h.session);
   c.index = h.index;
-  int64_t time = h.base_ns;
-  while (!p.done()) {
-    Record rec;
-    RETURN_IF_ERROR(p.Next(c.records.empty(), &time, &rec));
-    c.records.push_back(std::move(rec));
+  if (h.encoding == ChunkEncoding::kPlain) {
+    RETURN_IF_ERROR(ParseRecords(p, h.base_ns, &c.records));
+    return c;
   }
+  Bytes raw;
+  RETURN_IF_ERROR(p.Decompress(&raw));
+  ChunkParser records(ByteSpan(raw), "decompressed records");
+  RETURN_IF_ERROR(ParseRecords(records, h.base_ns, &c.records));
   return c;
 }
 
 // ---------------------------------------------------------------------------
 // ChunkBuilder
 
-StatusOr<Bytes> ChunkBuilder::Cut() {
+StatusOr<std::vector<Bytes>> ChunkBuilder::Cut() {
   Chunk c{session_, next_index_, std::move(pending_)};
   pending_.clear();
+  const size_t plain_size = pending_size_;
+  const size_t header = HeaderSize(session_.size());
+  auto done = [&](std::vector<Bytes> out, uint64_t next) -> StatusOr<std::vector<Bytes>> {
+    pending_size_ = 0;
+    next_index_ = next;
+    return out;
+  };
+  if (compress_ && skip_ > 0) {
+    --skip_;  // backing off after failed attempts: target_ is kMaxChunkBody
+  } else if (compress_) {
+    StatusOr<std::optional<Bytes>> z = CompressChunk(c, plain_size - header);
+    if (!z.ok()) {
+      pending_ = std::move(c.records);  // leave the builder as it was
+      return z.status();
+    }
+    if (z->has_value() && (*z)->size() < plain_size) {
+      // Aim the next cut where this ratio would fill about three quarters
+      // of a chunk (room for data that compresses a little worse).
+      const double ratio = double(plain_size) / double((*z)->size());
+      const double aim = double(kMaxChunkBody) * ratio * 0.75;
+      target_ = aim >= double(header + kMaxChunkRecords)
+                    ? header + kMaxChunkRecords
+                    : std::max(kMaxChunkBody, size_t(aim));
+      misses_ = 0;
+      std::vector<Bytes> out;
+      out.push_back(std::move(**z));
+      return done(std::move(out), next_index_ + 1);
+    }
+    // Compressing did not pay. A small chunk (a flush of a few keystrokes)
+    // says little about the data; a large one means plain-sized cuts, and no
+    // attempt for the next 2, 4, ... 64 of them.
+    if (plain_size >= kMaxChunkBody / 2) {
+      target_ = kMaxChunkBody;
+      misses_ = std::min(misses_ + 1, 6);
+      skip_ = 1 << misses_;
+    }
+    if (plain_size > kMaxChunkBody) {
+      ChunkBuilder plain(session_, /*compress=*/false);
+      plain.next_index_ = next_index_;
+      plain.last_time_ns_ = c.records.front().time_ns;
+      std::vector<Bytes> out;
+      Status s = [&]() -> Status {
+        for (const Record& r : c.records) {
+          ASSIGN_OR_RETURN(std::vector<Bytes> some, plain.Add(r));
+          for (Bytes& b : some) out.push_back(std::move(b));
+        }
+        ASSIGN_OR_RETURN(std::vector<Bytes> last, plain.Flush());
+        for (Bytes& b : last) out.push_back(std::move(b));
+        return OkStatus();
+      }();
+      if (!s.ok()) {
+        pending_ = std::move(c.records);
+        return InternalError("chunk builder: cannot cut records as plain chunks: " +
+                             s.ToString());
+      }
+      return done(std::move(out), plain.next_index_);
+    }
+  }
   StatusOr<Bytes> body = EncodeChunk(c);
-  if (!body.ok() || body->size() != pending_size_) {
+  if (!body.ok() || body->size() != plain_size) {
     pending_ = std::move(c.records);  // leave the builder as it was
     return InternalError("chunk builder: pending records do not encode to the " +
-                         std::to_string(pending_size_) + " bytes accounted (" +
+                         std::to_string(plain_size) + " bytes accounted (" +
                          body.status().ToString() + ")");
   }
-  pending_size_ = 0;
-  ++next_index_;
-  return body;
+  std::vector<Bytes> out;
+  out.push_back(std::move(*body));
+  return done(std::move(out), next_index_ + 1);
 }
 
 StatusOr<std::vector<Bytes>> ChunkBuilder::Add(Record record) {
@@ -535,8 +756,8 @@ StatusOr<std::vector<Bytes>> ChunkBuilder::Add(Record record) {
 
   std::vector<Bytes> done;
   auto cut = [&]() -> Status {
-    ASSIGN_OR_RETURN(Bytes b, Cut());
-    done.push_back(std::move(b));
+    ASSIGN_OR_RETURN(std::vector<Bytes> some, Cut());
+    for (Bytes& b : some) done.push_back(std::move(b));
     return OkStatus();
   };
   auto delta = [&]() -> uint64_t {
@@ -544,7 +765,7 @@ StatusOr<std::vector<Bytes>> ChunkBuilder::Add(Record record) {
   };
 
   if (record.stream == Stream::kResize) {
-    if (!pending_.empty() && pending_size_ + RecordSize(record, delta()) > kMaxChunkBody) {
+    if (!pending_.empty() && pending_size_ + RecordSize(record, delta()) > limit()) {
       RETURN_IF_ERROR(cut());
     }
     if (pending_.empty()) pending_size_ = HeaderSize(session_.size());
@@ -556,7 +777,7 @@ StatusOr<std::vector<Bytes>> ChunkBuilder::Add(Record record) {
       if (pending_.empty()) pending_size_ = HeaderSize(session_.size());
       const size_t overhead = 1 + VarintLength(delta());
       const size_t room =
-          pending_size_ + overhead < kMaxChunkBody ? kMaxChunkBody - pending_size_ - overhead : 0;
+          pending_size_ + overhead < limit() ? limit() - pending_size_ - overhead : 0;
       // The most data n with varint(n) + n <= room.
       size_t n = std::min({rest.size(), kMaxRecordData, room > 0 ? room - 1 : size_t(0)});
       while (n > 0 && VarintLength(n) + n > room) --n;
@@ -584,10 +805,9 @@ StatusOr<std::vector<Bytes>> ChunkBuilder::Add(Record record) {
   return done;
 }
 
-StatusOr<std::optional<Bytes>> ChunkBuilder::Flush() {
-  if (pending_.empty()) return std::optional<Bytes>();
-  ASSIGN_OR_RETURN(Bytes b, Cut());
-  return std::optional<Bytes>(std::move(b));
+StatusOr<std::vector<Bytes>> ChunkBuilder::Flush() {
+  if (pending_.empty()) return std::vector<Bytes>();
+  return Cut();
 }
 
 // ---------------------------------------------------------------------------

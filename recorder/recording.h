@@ -22,9 +22,14 @@
 //             the previous record (the first's to base_ns), so time never
 //             runs backwards.
 //
+// A chunk may instead be compressed (magic "JGTZ"): the same header, then
+// u32 raw_length | one zstd frame that decompresses to exactly raw_length
+// bytes of record+ (at most kMaxChunkRecords). ChunkBuilder compresses when
+// that is smaller; the records, once decoded, are the same either way.
+//
 // Decoding is strict: bounds-checked, lengths capped before allocation,
 // unknown streams, zero-length data, overlong or non-minimal varints and
-// trailing garbage are errors; Encode(Decode(b)) == b.
+// trailing garbage are errors; Encode(Decode(b)) == b for plain chunks.
 //
 // Thread-compatible; the functions are pure. SessionIndex is not
 // thread-safe (one per thread, like store::StoreReader).
@@ -52,11 +57,18 @@ class StoreReader;
 namespace jitgate::recorder {
 
 inline constexpr char kChunkMagic[] = "JGT1";
+inline constexpr char kCompressedChunkMagic[] = "JGTZ";
 inline constexpr size_t kMaxChunkBody = 60 * 1024;  // < store::kMaxEntryBody
 inline constexpr size_t kMaxRecordData = 32 * 1024;
+// The records of a compressed chunk, decompressed (what a decoder allocates).
+inline constexpr size_t kMaxChunkRecords = 1024 * 1024;
 inline constexpr size_t kMaxSessionIdLength = 32;
 
 enum class Stream : uint8_t { kInput = 1, kOutput = 2, kResize = 3 };
+
+// How a chunk's records are stored: as they are ("JGT1") or as one zstd
+// frame ("JGTZ").
+enum class ChunkEncoding : uint8_t { kPlain, kZstd };
 
 struct Record {
   Stream stream = Stream::kOutput;
@@ -76,15 +88,17 @@ struct Chunk {
 
 // EncodeChunk fails (kInvalidArgument) on an invalid session id, an empty
 // record list, decreasing times, empty or oversized data, or a body larger
-// than kMaxChunkBody.
+// than kMaxChunkBody (kZstd: records larger than kMaxChunkRecords, or a
+// compressed body larger than kMaxChunkBody).
 // It also rejects a negative time, an unknown stream, a resize record that
 // carries data and a data record with cols/rows set, so that
 // DecodeChunk(EncodeChunk(c)) == c for every chunk it accepts.
-StatusOr<Bytes> EncodeChunk(const Chunk& chunk);
-// DecodeChunk parses a chunk body strictly (see the grammar above and
-// docs/recording-format.md). kInvalidArgument with a message naming the byte
-// offset and the field on any deviation; nothing is allocated for a length
-// before it is checked against its cap and the remaining input.
+StatusOr<Bytes> EncodeChunk(const Chunk& chunk, ChunkEncoding encoding = ChunkEncoding::kPlain);
+// DecodeChunk parses a chunk body, plain or compressed, strictly (see the
+// grammar above and docs/recording-format.md). kInvalidArgument with a
+// message naming the byte offset and the field on any deviation; nothing is
+// allocated for a length before it is checked against its cap and the
+// remaining input.
 StatusOr<Chunk> DecodeChunk(ByteSpan body);
 
 // The fixed part of a chunk, readable without decoding its records.
@@ -92,6 +106,7 @@ struct ChunkHeader {
   std::string session;
   uint64_t index = 0;
   int64_t base_ns = 0;
+  ChunkEncoding encoding = ChunkEncoding::kPlain;
   friend bool operator==(const ChunkHeader&, const ChunkHeader&) = default;
 };
 // DecodeChunkHeader checks and returns the header only (magic, session id,
@@ -106,34 +121,52 @@ bool IsValidSessionId(std::string_view id);
 // ChunkBuilder cuts a stream of records into chunks of at most
 // kMaxChunkBody bytes (splitting large data records), numbering them.
 //
-// A chunk is cut only when the next byte would not fit, so every chunk but
-// the last of a burst is within a few bytes of kMaxChunkBody; a data record
-// larger than what still fits (or than kMaxRecordData) is split into several
-// records with the same time, whose data concatenated is the original. The
-// builder never cuts on time: callers Flush() on their own latency timer.
+// Plain (compress = false): a chunk is cut only when the next byte would not
+// fit, so every chunk but the last of a burst is within a few bytes of
+// kMaxChunkBody; a data record larger than what still fits (or than
+// kMaxRecordData) is split into several records with the same time, whose
+// data concatenated is the original.
+//
+// Compressed (the default): records gather up to a target size (from
+// kMaxChunkBody up to kMaxChunkRecords, following how well the last chunk
+// compressed); a chunk is then stored compressed when that is smaller and
+// fits, and otherwise as plain chunks as above. Incompressible data costs
+// one wasted attempt on a large chunk, after which the target drops to
+// kMaxChunkBody and the next 2, 4, ... 64 chunks (doubling while attempts
+// keep failing) are cut plain without one.
+//
+// The builder never cuts on time: callers Flush() on their own latency timer.
 // Thread-compatible.
 class ChunkBuilder {
  public:
-  explicit ChunkBuilder(std::string session) : session_(std::move(session)) {}
+  explicit ChunkBuilder(std::string session, bool compress = true)
+      : session_(std::move(session)), compress_(compress) {}
   // Adds a record; returns the chunks completed by it (usually none).
   // kInvalidArgument, with the builder unchanged, for an invalid session id,
   // an unknown stream, empty data, a negative time or a time before the
   // previous record's (across chunks too), a resize carrying data or a data
   // record with cols/rows set.
   StatusOr<std::vector<Bytes>> Add(Record record);
-  // The pending records as a last chunk, if any.
-  StatusOr<std::optional<Bytes>> Flush();
+  // The pending records as the last chunk(s), if any (several only when
+  // compressing did not pay and they do not fit one plain chunk).
+  StatusOr<std::vector<Bytes>> Flush();
   // Chunks produced so far: the next chunk's index, and session_end's count.
   uint64_t chunks() const { return next_index_; }
 
  private:
-  StatusOr<Bytes> Cut();
+  StatusOr<std::vector<Bytes>> Cut();
+  // The most pending_size_ may reach before a cut.
+  size_t limit() const { return compress_ ? target_ : kMaxChunkBody; }
 
   std::string session_;
+  bool compress_;
   uint64_t next_index_ = 0;
   std::vector<Record> pending_;
-  size_t pending_size_ = 0;  // encoded size of pending_ as a chunk; 0 if empty
+  size_t pending_size_ = 0;  // encoded size of pending_ as a plain chunk; 0 if empty
   int64_t last_time_ns_ = 0;
+  size_t target_ = kMaxChunkBody;  // compress_: where the next cut happens
+  int misses_ = 0;                 // compression attempts failed in a row
+  int skip_ = 0;                   // plain cuts to make before the next attempt
 };
 
 // What a session was: everything session_start and session_end say.

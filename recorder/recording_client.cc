@@ -142,8 +142,8 @@ Status RecordingClient::Add(Record record) {
 
 Status RecordingClient::Flush() {
   reconnected_ = false;
-  ASSIGN_OR_RETURN(std::optional<Bytes> last, builder_.Flush());
-  if (last.has_value()) RETURN_IF_ERROR(SendChunk(std::move(*last)));
+  ASSIGN_OR_RETURN(std::vector<Bytes> last, builder_.Flush());
+  for (Bytes& chunk : last) RETURN_IF_ERROR(SendChunk(std::move(chunk)));
   return Poll();
 }
 

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
+#include <zstd.h>
 
 #include "core/base/env.h"
 #include "core/crypto/crypto.h"
@@ -300,6 +302,149 @@ TEST(ChunkTest, SizeLimitIsInclusive) {
   EXPECT_THAT(EncodeChunk(c), StatusIs(StatusCode::kInvalidArgument, HasSubstr("kMaxChunkBody")));
 }
 
+
+// ---------------------------------------------------------------------------
+// Compressed chunks ("JGTZ")
+
+// Text that compresses well, as terminals print it.
+std::string Text(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  static const char* const kWords[] = {"total ", "drwxr-xr-x ", "root ", "4096 ", "Nov ",
+                                       "26 ", "\x1b[01;34m", "etc", "\x1b[0m", "\r\n"};
+  std::string out;
+  while (out.size() < n) out += kWords[rng() % 10];
+  out.resize(n);
+  return out;
+}
+
+// A JGTZ body written by hand: header, raw_length, then `frame`.
+Bytes ZHeader(uint32_t raw_length, const Bytes& frame, std::string_view id = "ab") {
+  Bytes h = Header(id, 3, 10);
+  std::memcpy(h.data(), "JGTZ", 4);
+  ByteWriter w;
+  w.PutBytes(ByteSpan(h));
+  w.PutU32(raw_length);
+  w.PutBytes(ByteSpan(frame));
+  return w.Release();
+}
+Bytes Zstd(const Bytes& raw, bool content_size = true) {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, content_size ? 1 : 0);
+  Bytes out(ZSTD_compressBound(raw.size()));
+  size_t n;
+  if (content_size) {
+    n = ZSTD_compress2(c, out.data(), out.size(), raw.data(), raw.size());
+  } else {
+    // Streaming with an unknown size leaves the content size out.
+    ZSTD_outBuffer o{out.data(), out.size(), 0};
+    ZSTD_inBuffer i{raw.data(), raw.size(), 0};
+    n = ZSTD_compressStream2(c, &o, &i, ZSTD_e_end);
+    EXPECT_EQ(n, 0u);
+    n = o.pos;
+  }
+  ZSTD_freeCCtx(c);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+TEST(CompressedChunkTest, RoundTrip) {
+  Chunk c;
+  c.session = "z9";
+  c.index = 12;
+  c.records = {Resize(100, 80, 24), Out(100, Text(200'000, 1)), In(2'000, "q"),
+               Out(2'500, std::string(1, '\0'))};
+  // Records over kMaxRecordData are split the way ChunkBuilder does.
+  std::vector<Record> split;
+  for (const Record& r : c.records) {
+    if (r.data.size() <= kMaxRecordData) {
+      split.push_back(r);
+      continue;
+    }
+    for (size_t at = 0; at < r.data.size(); at += kMaxRecordData) {
+      Record piece = r;
+      piece.data.assign(r.data.begin() + at,
+                        r.data.begin() + std::min(r.data.size(), at + kMaxRecordData));
+      split.push_back(piece);
+    }
+  }
+  c.records = split;
+  EXPECT_THAT(EncodeChunk(c), StatusIs(StatusCode::kInvalidArgument, HasSubstr("kMaxChunkBody")));
+  ASSERT_OK_AND_ASSIGN(Bytes body, EncodeChunk(c, ChunkEncoding::kZstd));
+  EXPECT_LE(body.size(), kMaxChunkBody);
+  EXPECT_LT(body.size(), 200'000u / 4);
+  EXPECT_EQ(std::string(body.begin(), body.begin() + 4), "JGTZ");
+  ASSERT_OK_AND_ASSIGN(Chunk back, DecodeChunk(body));
+  EXPECT_EQ(back, c);
+  ASSERT_OK_AND_ASSIGN(ChunkHeader h, DecodeChunkHeader(body));
+  EXPECT_EQ(h, (ChunkHeader{"z9", 12, 100, ChunkEncoding::kZstd}));
+
+  // Incompressible records that do not fit compressed: refused, not cut.
+  std::mt19937 rng(3);
+  Chunk random{"z9", 0, {}};
+  for (int i = 0; i < 4; ++i) {
+    Record r = Out(0, "");
+    r.data.resize(kMaxRecordData);
+    for (uint8_t& b : r.data) b = uint8_t(rng());
+    random.records.push_back(r);
+  }
+  EXPECT_THAT(EncodeChunk(random, ChunkEncoding::kZstd),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("compressed chunk body exceeds")));
+  // Nor may the records exceed kMaxChunkRecords, however well they compress.
+  Chunk huge{"z9", 0, {}};
+  for (size_t n = 0; n <= kMaxChunkRecords; n += kMaxRecordData) {
+    huge.records.push_back(Out(0, std::string(kMaxRecordData, 'x')));
+  }
+  EXPECT_THAT(EncodeChunk(huge, ChunkEncoding::kZstd),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("exceed kMaxChunkRecords")));
+}
+
+TEST(CompressedChunkTest, DecoderRejects) {
+  // Records: output "hi" at +0.
+  const Bytes raw = {0x02, 0x00, 0x02, 'h', 'i'};
+  const Bytes frame = Zstd(raw);
+  ASSERT_OK_AND_ASSIGN(Chunk ok, DecodeChunk(ZHeader(5, frame)));
+  EXPECT_THAT(ok.records, ElementsAre(Out(10, "hi")));
+  const size_t at = Header("ab").size();  // where raw_length starts
+  // A reserved block type in the frame's first block header (after the
+  // 4-byte magic, the descriptor and the 1-byte content size).
+  Bytes corrupt = frame;
+  corrupt[6] |= 0x06;
+  const Bytes whole = ZHeader(5, frame);
+  const Bytes short_length(whole.begin(), whole.begin() + at + 2);
+  struct Case {
+    int line;
+    Bytes body;
+    std::string want;
+  } cases[] = {
+      {__LINE__, ZHeader(0, frame), "chunk offset " + std::to_string(at) + ": raw_length 0 is not 1..1048576"},
+      {__LINE__, ZHeader(kMaxChunkRecords + 1, frame), "raw_length 1048577 is not 1..1048576"},
+      {__LINE__, short_length, "truncated in raw_length"},
+      {__LINE__, ZHeader(5, {}), "truncated in zstd frame"},
+      {__LINE__, ZHeader(5, raw), "not a zstd frame"},
+      {__LINE__, ZHeader(5, Cat(frame, {0})), "1 trailing bytes after the zstd frame"},
+      {__LINE__, ZHeader(5, Bytes(frame.begin(), frame.end() - 1)), "bad zstd frame"},
+      {__LINE__, ZHeader(6, frame), "zstd frame holds 5 bytes, raw_length says 6"},
+      {__LINE__, ZHeader(5, Zstd(raw, /*content_size=*/false)),
+       "zstd frame does not declare its content size"},
+      {__LINE__, ZHeader(5, corrupt), "zstd frame"},
+      // The records inside follow the same rules as a plain chunk's.
+      {__LINE__, ZHeader(5, Zstd({0x02, 0x01, 0x02, 'h', 'i'})),
+       "decompressed records offset 1: first record's delta_ns is 1, not 0"},
+      {__LINE__, ZHeader(6, Zstd({0x02, 0x00, 0x02, 'h', 'i', 0x07})),
+       "decompressed records offset 5: unknown stream 7"},
+      {__LINE__, ZHeader(4, Zstd({0x02, 0x00, 0x02, 'h'})),
+       "decompressed records offset 3: truncated in data"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(__FILE__) + ":" + std::to_string(c.line));
+    EXPECT_THAT(DecodeChunk(c.body), StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.want)));
+  }
+  // The header alone still decodes (the records are not looked at).
+  ASSERT_OK_AND_ASSIGN(ChunkHeader h, DecodeChunkHeader(ZHeader(0, frame)));
+  EXPECT_EQ(h.encoding, ChunkEncoding::kZstd);
+}
+
 // ---------------------------------------------------------------------------
 // ChunkBuilder
 
@@ -327,6 +472,15 @@ std::vector<Record> AllRecords(const Built& b) {
   return out;
 }
 
+// The one chunk a Flush is expected to produce.
+Bytes FlushOne(ChunkBuilder& builder) {
+  StatusOr<std::vector<Bytes>> f = builder.Flush();
+  EXPECT_OK(f.status());
+  if (!f.ok()) return Bytes();
+  EXPECT_EQ(f->size(), 1u);
+  return f->size() == 1 ? (*f)[0] : Bytes();
+}
+
 TEST(ChunkBuilderTest, SmallRecordsMakeOneChunk) {
   ChunkBuilder builder("rec1");
   const std::vector<Record> in = {Resize(0, 80, 24), Out(10, "$ "), In(900, "l"), In(1000, "s"),
@@ -336,13 +490,13 @@ TEST(ChunkBuilderTest, SmallRecordsMakeOneChunk) {
     EXPECT_THAT(done, IsEmpty());
   }
   EXPECT_EQ(builder.chunks(), 0u);
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> last, builder.Flush());
-  ASSERT_TRUE(last.has_value());
+  // A few bytes do not compress: the chunk is plain.
+  Bytes last = FlushOne(builder);
   EXPECT_EQ(builder.chunks(), 1u);
   Chunk want{"rec1", 0, in};
-  EXPECT_EQ(*last, *EncodeChunk(want));
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> none, builder.Flush());
-  EXPECT_FALSE(none.has_value());
+  EXPECT_EQ(last, *EncodeChunk(want));
+  ASSERT_OK_AND_ASSIGN(std::vector<Bytes> none, builder.Flush());
+  EXPECT_THAT(none, IsEmpty());
   EXPECT_EQ(builder.chunks(), 1u);
 }
 
@@ -350,7 +504,7 @@ TEST(ChunkBuilderTest, SplitsLargeDataAcrossChunks) {
   std::mt19937 rng(42);
   Bytes big(1 << 20);
   for (uint8_t& b : big) b = uint8_t(rng());
-  ChunkBuilder builder("rec1");
+  ChunkBuilder builder("rec1", /*compress=*/false);
   Built built;
   ASSERT_OK_AND_ASSIGN(std::vector<Bytes> done, builder.Add(Out(5, "prompt$ ")));
   Collect(done, &built);
@@ -362,9 +516,7 @@ TEST(ChunkBuilderTest, SplitsLargeDataAcrossChunks) {
   Collect(done, &built);
   ASSERT_OK_AND_ASSIGN(done, builder.Add(In(90, "q")));
   Collect(done, &built);
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> last, builder.Flush());
-  ASSERT_TRUE(last.has_value());
-  Collect({*last}, &built);
+  Collect({FlushOne(builder)}, &built);
   EXPECT_EQ(builder.chunks(), built.chunks.size());
   ASSERT_GE(built.chunks.size(), (1u << 20) / kMaxChunkBody + 1);
 
@@ -390,9 +542,12 @@ TEST(ChunkBuilderTest, SplitsLargeDataAcrossChunks) {
 
 // Random streams of records of random sizes: the bytes of each stream, the
 // resizes and all times come out as they went in.
-TEST(ChunkBuilderTest, RandomStreamsPreserved) {
+class ChunkBuilderBothTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Compress, ChunkBuilderBothTest, ::testing::Bool());
+
+TEST_P(ChunkBuilderBothTest, RandomStreamsPreserved) {
   std::mt19937 rng(7);
-  ChunkBuilder builder("rec1");
+  ChunkBuilder builder("rec1", /*compress=*/GetParam());
   Built built;
   Bytes want_in, want_out;
   std::vector<Record> want_resizes;
@@ -409,19 +564,25 @@ TEST(ChunkBuilderTest, RandomStreamsPreserved) {
       r.stream = kind < 4 ? Stream::kInput : Stream::kOutput;
       r.time_ns = t;
       r.data.resize(n);
-      for (uint8_t& b : r.data) b = uint8_t(rng());
+      // Random bytes (incompressible) or text (compressible), in runs.
+      if ((i / 100) % 2 == 0) {
+        for (uint8_t& b : r.data) b = uint8_t(rng());
+      } else {
+        for (uint8_t& b : r.data) b = uint8_t("abc def\r\n"[rng() % 9]);
+      }
       Bytes& w = r.stream == Stream::kInput ? want_in : want_out;
       w.insert(w.end(), r.data.begin(), r.data.end());
     }
     ASSERT_OK_AND_ASSIGN(std::vector<Bytes> done, builder.Add(std::move(r)));
     Collect(done, &built);
     if (rng() % 200 == 0) {
-      ASSERT_OK_AND_ASSIGN(std::optional<Bytes> f, builder.Flush());
-      if (f) Collect({*f}, &built);
+      ASSERT_OK_AND_ASSIGN(std::vector<Bytes> f, builder.Flush());
+      Collect(f, &built);
     }
   }
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> f, builder.Flush());
-  if (f) Collect({*f}, &built);
+  ASSERT_OK_AND_ASSIGN(std::vector<Bytes> f, builder.Flush());
+  Collect(f, &built);
+  EXPECT_EQ(builder.chunks(), built.chunks.size());
   Bytes got_in, got_out;
   std::vector<Record> got_resizes;
   int64_t prev = 0;
@@ -443,7 +604,7 @@ TEST(ChunkBuilderTest, RandomStreamsPreserved) {
 }
 
 TEST(ChunkBuilderTest, ResizeThatDoesNotFitStartsAChunk) {
-  ChunkBuilder builder("rec1");
+  ChunkBuilder builder("rec1", /*compress=*/false);
   // Fill to 2 bytes short of the cap: a resize needs 6.
   const size_t header = Header("rec1").size();
   const size_t fill = kMaxChunkBody - header - 2 - 2 * 5;
@@ -453,11 +614,90 @@ TEST(ChunkBuilderTest, ResizeThatDoesNotFitStartsAChunk) {
   ASSERT_OK_AND_ASSIGN(done, builder.Add(Resize(1, 100, 30)));
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].size(), kMaxChunkBody - 2);
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> last, builder.Flush());
-  ASSERT_TRUE(last.has_value());
-  ASSERT_OK_AND_ASSIGN(Chunk c, DecodeChunk(*last));
+  ASSERT_OK_AND_ASSIGN(Chunk c, DecodeChunk(FlushOne(builder)));
   EXPECT_EQ(c.index, 1u);
   EXPECT_THAT(c.records, ElementsAre(Resize(1, 100, 30)));
+}
+
+// Text compresses: far fewer, smaller chunks than plain, each at most
+// kMaxChunkBody and holding at most kMaxChunkRecords; the bytes come back.
+TEST(ChunkBuilderTest, CompressesText) {
+  const std::string text = Text(8 << 20, 5);
+  ChunkBuilder builder("rec1");
+  Built built;
+  size_t stored = 0;
+  auto collect = [&](const std::vector<Bytes>& done) {
+    for (const Bytes& b : done) stored += b.size();
+    Collect(done, &built);
+  };
+  for (size_t at = 0; at < text.size(); at += 4096) {
+    ASSERT_OK_AND_ASSIGN(auto done,
+                         builder.Add(Out(int64_t(at), std::string_view(text).substr(at, 4096))));
+    collect(done);
+  }
+  ASSERT_OK_AND_ASSIGN(auto last, builder.Flush());
+  collect(last);
+  std::string got;
+  for (const Record& r : AllRecords(built)) got.append(r.data.begin(), r.data.end());
+  EXPECT_EQ(got, text);
+  EXPECT_LT(stored, text.size() / 4);
+  EXPECT_LT(built.chunks.size(), text.size() / kMaxChunkBody / 3);
+  // What an encoder may use of a compressed chunk: the records' plain size.
+  for (const Chunk& c : built.chunks) {
+    size_t n = 0;
+    for (const Record& r : c.records) n += 8 + r.data.size();
+    EXPECT_LE(n, kMaxChunkRecords + 8 * c.records.size());
+  }
+}
+
+// Random bytes do not compress: plain chunks, filled as without compression,
+// after at most one attempt; text after them compresses again.
+TEST(ChunkBuilderTest, IncompressibleDataFallsBackToPlain) {
+  std::mt19937 rng(11);
+  ChunkBuilder builder("rec1");
+  Built built;
+  std::vector<Bytes> bodies;
+  auto collect = [&](const std::vector<Bytes>& done) {
+    bodies.insert(bodies.end(), done.begin(), done.end());
+    Collect(done, &built);
+  };
+  // First text (the builder aims big), then 2 MiB of random bytes, then text.
+  std::string want = Text(2 << 20, 9);
+  for (size_t at = 0; at < want.size(); at += 8192) {
+    ASSERT_OK_AND_ASSIGN(auto d, builder.Add(Out(1, std::string_view(want).substr(at, 8192))));
+    collect(d);
+  }
+  std::string random(2 << 20, '\0');
+  for (char& c : random) c = char(rng());
+  for (size_t at = 0; at < random.size(); at += 16384) {
+    ASSERT_OK_AND_ASSIGN(auto d, builder.Add(Out(2, std::string_view(random).substr(at, 16384))));
+    collect(d);
+  }
+  const std::string tail = Text(1 << 20, 10);
+  for (size_t at = 0; at < tail.size(); at += 8192) {
+    ASSERT_OK_AND_ASSIGN(auto d, builder.Add(Out(3, std::string_view(tail).substr(at, 8192))));
+    collect(d);
+  }
+  ASSERT_OK_AND_ASSIGN(auto last, builder.Flush());
+  collect(last);
+  want += random + tail;
+  std::string got;
+  for (const Record& r : AllRecords(built)) got.append(r.data.begin(), r.data.end());
+  EXPECT_EQ(got, want);
+  int plain = 0, full_plain = 0, compressed = 0;
+  for (const Bytes& b : bodies) {
+    ASSERT_OK_AND_ASSIGN(ChunkHeader h, DecodeChunkHeader(b));
+    if (h.encoding == ChunkEncoding::kPlain) {
+      ++plain;
+      if (b.size() >= kMaxChunkBody - 8) ++full_plain;
+    } else {
+      ++compressed;
+    }
+  }
+  // 2 MiB of random bytes is at least 35 plain chunks, nearly all full.
+  EXPECT_GE(plain, int((2 << 20) / kMaxChunkBody));
+  EXPECT_GE(full_plain, plain - 3);
+  EXPECT_GE(compressed, 2);
 }
 
 TEST(ChunkBuilderTest, RejectsBadRecordsAndStaysUnchanged) {
@@ -475,9 +715,7 @@ TEST(ChunkBuilderTest, RejectsBadRecordsAndStaysUnchanged) {
   bad.data = B("x");
   EXPECT_THAT(builder.Add(bad),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("a resize record carries no data")));
-  ASSERT_OK_AND_ASSIGN(std::optional<Bytes> last, builder.Flush());
-  ASSERT_TRUE(last.has_value());
-  ASSERT_OK_AND_ASSIGN(Chunk c, DecodeChunk(*last));
+  ASSERT_OK_AND_ASSIGN(Chunk c, DecodeChunk(FlushOne(builder)));
   EXPECT_EQ(c.index, 1u);
   EXPECT_THAT(c.records, ElementsAre(Out(200, "b")));
 
@@ -770,18 +1008,19 @@ TEST_F(SessionIndexTest, InterleavedSessions) {
   SessionInfo a = Info("aaaa1111", "alice");
   SessionInfo b = Info("bbbb2222", "bob");
   b.start_unix_nanos += 5;
-  ChunkBuilder ba(a.id), bb(b.id);
+  // Plain chunks, so that the large output spans several.
+  ChunkBuilder ba(a.id, false), bb(b.id, false);
   std::vector<Bytes> a_chunks, b_chunks;
   for (int i = 0; i < 3; ++i) {
     ASSERT_OK(ba.Add(Out(i * 1000, "a" + std::to_string(i))).status());
-    a_chunks.push_back(**ba.Flush());
+    a_chunks.push_back(FlushOne(ba));
     ASSERT_OK(bb.Add(In(i * 10, "b" + std::to_string(i))).status());
-    b_chunks.push_back(**bb.Flush());
+    b_chunks.push_back(FlushOne(bb));
   }
   // A large output that spans several chunks.
   ASSERT_OK_AND_ASSIGN(auto spill, ba.Add(Out(5000, std::string(200'000, 'x'))));
   for (Bytes& c : spill) a_chunks.push_back(std::move(c));
-  a_chunks.push_back(**ba.Flush());
+  a_chunks.push_back(FlushOne(ba));
   a = Ended(a);
   a.chunks = ba.chunks();
   ASSERT_EQ(a.chunks, a_chunks.size());
@@ -991,9 +1230,9 @@ TEST_F(SessionIndexTest, RefreshSeesAppendedEntries) {
       "entry " + std::to_string(junk) +
       ": transcript chunk: chunk offset 4: truncated in session id length";
   Audit(SessionStartJson(s));
-  ChunkBuilder builder(s.id);
+  ChunkBuilder builder(s.id, /*compress=*/false);  // plain: the data fills segments
   ASSERT_OK(builder.Add(Out(0, "first")).status());
-  AppendChunk(**builder.Flush());
+  AppendChunk(FlushOne(builder));
 
   ASSERT_OK_AND_ASSIGN(auto idx, SessionIndex::Open(StoreDir()));
   ASSERT_EQ(idx->sessions().size(), 1u);
@@ -1019,8 +1258,9 @@ TEST_F(SessionIndexTest, RefreshSeesAppendedEntries) {
       ++appended;
     }
   }
-  if (auto last = *builder.Flush()) {
-    AppendChunk(*last);
+  ASSERT_OK_AND_ASSIGN(std::vector<Bytes> tail, builder.Flush());
+  for (const Bytes& last : tail) {
+    AppendChunk(last);
     ++appended;
   }
   ASSERT_OK(store_->PublishCheckpoint());
@@ -1054,10 +1294,10 @@ TEST_F(SessionIndexTest, RefreshSeesAppendedEntries) {
 TEST_F(SessionIndexTest, DamagedSealedSegment) {
   OpenStore(/*segment_target_size=*/100'000);
   Audit(SessionStartJson(Info("seal1", "u")));
-  ChunkBuilder builder("seal1");
+  ChunkBuilder builder("seal1", /*compress=*/false);  // plain: the data fills segments
   for (int i = 0; i < 8; ++i) {
     ASSERT_OK(builder.Add(Out(i, std::string(50'000, char('a' + i)))).status());
-    AppendChunk(**builder.Flush());
+    AppendChunk(FlushOne(builder));
   }
   Audit(R"({"type":"vote","request":"r1"})");  // so the last segment has a checkpoint
   ASSERT_OK_AND_ASSIGN(auto before, SessionIndex::Open(StoreDir()));
