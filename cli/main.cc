@@ -31,6 +31,7 @@ constexpr char kUsage[] =
     "  watch S      follow a live session as it is recorded\n"
     "  terminate S  end live session S (root and the approvers of its request)\n"
     "  export S     write session S as an asciicast v2 file (--format asciicast)\n"
+    "  search TEXT  find TEXT in sessions' typed input and output (-i, --json)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
 
 }  // namespace
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     if (args[0] == "replay") return jitgate::cli::RunReplay(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "watch") return jitgate::cli::RunWatch(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "export") return jitgate::cli::RunExport(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "search") return jitgate::cli::RunSearch(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "terminate") {
       return jitgate::cli::RunTerminate(rest, jitgate::cli::DefaultApproverIo());
     }

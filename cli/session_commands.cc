@@ -24,6 +24,7 @@
 
 #include "cli/cert_format.h"
 #include "cli/command_line.h"
+#include "cli/search.h"
 #include "core/base/cleanup.h"
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
@@ -913,6 +914,112 @@ int RunExport(const std::vector<std::string>& args, const SessionIo& io) {
             << EscapeForTerminal(out_path) << " (asciicast v2, " << events << " events)\n";
   }
   return 0;
+}
+
+int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
+  po::options_description desc("jitgate search");
+  std::string text, user, target, since_text;
+  size_t max_hits = 100;
+  desc.add_options()("text", po::value(&text), "the bytes to find (typed input or output)")(
+      "json", "one JSON document: {\"matches\":[...],...}")(
+      "ignore-case,i", "fold ASCII letters")(
+      "user", po::value(&user), "only sessions of this person")(
+      "target", po::value(&target), "only sessions on this target host (or LOGIN@HOST)")(
+      "since", po::value(&since_text),
+      "only sessions running at or after TIME: RFC 3339, YYYY-MM-DD (UTC) or a duration "
+      "ago (2h, 7d)")(
+      "max", po::value(&max_hits)->default_value(100), "at most N matches shown per session");
+  po::positional_options_description pos;
+  pos.add("text", 1);
+  po::variables_map vm;
+  if (!Parse(args, desc, pos, &vm, io,
+             "jitgate search TEXT [--store DIR] [--json] [-i] [--user U] [--target T] "
+             "[--since TIME] [--max N]")) {
+    return 0;
+  }
+  if (text.empty()) return UsageError(io, "missing TEXT to search for");
+  std::optional<int64_t> since;
+  if (vm.count("since")) {
+    StatusOr<int64_t> t = ParseSinceTime(since_text, io.clock->NowUnixNanos());
+    if (!t.ok()) return UsageError(io, t.status().message());
+    since = *t;
+  }
+  const std::string& dir = vm["store"].as<std::string>();
+  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = recorder::SessionIndex::Open(dir);
+  if (!index.ok()) {
+    return Fail(io, index.status().WithContext("store " + EscapeForTerminal(dir)).message());
+  }
+  const bool json = vm.count("json") > 0;
+  nlohmann::ordered_json matches = nlohmann::ordered_json::array();
+  std::string table;
+  uint64_t total = 0, searched = 0;
+  bool damaged = false;
+  for (const recorder::SessionInfo& s : (*index)->sessions()) {
+    if (vm.count("user") && s.user != user) continue;
+    if (vm.count("target")) {
+      bool with_login = target.find('@') != std::string::npos;
+      if ((with_login ? s.login + "@" + s.target : s.target) != target) continue;
+    }
+    if (since && !SessionActiveSince(s, *since)) continue;
+    ++searched;
+    TranscriptSearch search(text, vm.count("ignore-case") > 0, max_hits);
+    Status walked = (*index)->ForEachRecord(s.id, [&](const recorder::Record& r) {
+      search.Add(r);
+      return OkStatus();
+    });
+    if (!walked.ok()) {
+      // Say so, and still show what the readable part holds.
+      damaged = true;
+      *io.err << "jitgate: session " << EscapeForTerminal(s.id)
+              << " was searched only up to the damage: " << EscapeForTerminal(walked.message())
+              << "\n";
+    }
+    total += search.count();
+    for (const SearchHit& h : search.hits()) {
+      const char* stream = h.stream == recorder::Stream::kInput ? "input" : "output";
+      if (json) {
+        nlohmann::ordered_json m;
+        m["session"] = s.id;
+        m["user"] = s.user;
+        m["login"] = s.login;
+        m["target"] = s.target;
+        m["stream"] = stream;
+        m["offset_ns"] = h.time_ns;
+        m["time"] = FormatRfc3339(s.start_unix_nanos + h.time_ns);
+        m["before"] = h.before;
+        m["match"] = h.match;
+        m["after"] = h.after;
+        matches.push_back(std::move(m));
+        continue;
+      }
+      char offset[48];
+      std::snprintf(offset, sizeof(offset), "+%lld.%03llds",
+                    static_cast<long long>(h.time_ns / kNanosPerSecond),
+                    static_cast<long long>(h.time_ns % kNanosPerSecond / 1'000'000));
+      table += EscapeForTerminal(s.id) + "  " + offset + "  " + stream + "  " +
+               EscapeForTerminal(s.user) + "  " + EscapeForTerminal(s.login) + "@" +
+               EscapeForTerminal(s.target) + "  " + EscapeForTerminal(h.before) + "[[" +
+               EscapeForTerminal(h.match) + "]]" + EscapeForTerminal(h.after) + "\n";
+    }
+    if (search.count() > search.hits().size() && !json) {
+      table += EscapeForTerminal(s.id) + "  ... and " +
+               std::to_string(search.count() - search.hits().size()) +
+               " more matches (--max)\n";
+    }
+  }
+  if (json) {
+    nlohmann::ordered_json j;
+    j["matches"] = std::move(matches);
+    j["total"] = total;
+    j["sessions_searched"] = searched;
+    *io.out << EscapeC1InJson(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+            << "\n";
+  } else if (total == 0) {
+    *io.out << "no matches in " << searched << " sessions\n";
+  } else {
+    *io.out << table;
+  }
+  return damaged ? 1 : 0;
 }
 
 }  // namespace jitgate::cli

@@ -6,13 +6,16 @@
 //                  [--no-safe] [--raw]
 //   jitgate watch SESSION [--store DIR]
 //   jitgate export SESSION --format asciicast [--out FILE] [--store DIR]
+//   jitgate search TEXT [--store DIR] [--json] [-i] [--user U] [--target T]
+//                  [--since TIME] [--max N]
 //
 // All read the store directory directly and only read it (like `jitgate
 // verify`), so they work while the broker appends; the default store is
 // /var/lib/jitgate/store. SESSION is a session id or a unique prefix of at
 // least 4 characters. Each function returns the exit code: 0 done, 1 failed
 // (one line on the error stream), 2 usage error, 128+N when replay or watch
-// was stopped by signal N. Boost.Program_options errors are thrown and turned
+// was stopped by signal N; search returns 0 with or without matches, and 1
+// (after showing what it found) if a session could be read only in part. Boost.Program_options errors are thrown and turned
 // into exit code 2 by main().
 //
 // replay and watch write the recorded output through SafeFilter (cli/replay.h)
@@ -66,6 +69,10 @@ int RunSessions(const std::vector<std::string>& args, const SessionIo& io);
 int RunReplay(const std::vector<std::string>& args, const SessionIo& io);
 int RunWatch(const std::vector<std::string>& args, const SessionIo& io);
 int RunExport(const std::vector<std::string>& args, const SessionIo& io);
+// Every occurrence of TEXT in the typed input or the output of the sessions
+// (cli/search.h), with its time offset and context:
+//   SESSION  +SECONDS.mmms  input|output  USER  LOGIN@TARGET  before[[match]]after
+int RunSearch(const std::vector<std::string>& args, const SessionIo& io);
 
 // --- pure parts, exposed for tests ------------------------------------------
 

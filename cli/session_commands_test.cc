@@ -526,6 +526,39 @@ TEST_F(SessionCommandsTest, WatchPausePrintsNothingUntilResumed) {
 
 // --- export ---------------------------------------------------------------------------
 
+TEST_F(SessionCommandsTest, SearchFindsTextAcrossChunksWithOffsets) {
+  // "café" is split across two records in two chunks.
+  ASSERT_EQ(Run(RunSearch, {"caf\xc3\xa9"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), std::string(kAlice) +
+                            "  +2.000s  output  alice  root@db1  "
+                            "$ l\\x1b[1;32mgreen\\x1b[0m [[caf\xc3\xa9]] \xe2\x9c\x93\\x0d\\x0abad "
+                            "\\xff byte\\x0d\\x0alogout\\x0d\\x0a\n");
+  // Typed input, found in the input stream only; -i; JSON.
+  out_.str("");
+  ASSERT_EQ(Run(RunSearch, {"L", "-i", "--json", "--user", "alice"}), 0) << err_.str();
+  nlohmann::json j = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(j["matches"].size(), 3u) << out_.str();  // typed l, echoed l, logout
+  EXPECT_EQ(j["total"], 3);
+  EXPECT_EQ(j["sessions_searched"], 1);
+  EXPECT_EQ(j["matches"][0]["stream"], "input");
+  EXPECT_EQ(j["matches"][0]["offset_ns"], 1'000'000'000);
+  EXPECT_EQ(j["matches"][0]["session"], kAlice);
+  EXPECT_EQ(j["matches"][0]["match"], "l");
+  EXPECT_EQ(j["matches"][1]["stream"], "output");
+  EXPECT_EQ(j["matches"][2]["after"], "ogout\r\n");
+  // Filters, and nothing found.
+  out_.str("");
+  ASSERT_EQ(Run(RunSearch, {"logout", "--user", "bob"}), 0);
+  EXPECT_EQ(out_.str(), "no matches in 1 sessions\n");
+  out_.str("");
+  EXPECT_EQ(Run(RunSearch, {""}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("missing TEXT"));
+  // A hostile recording's escape sequences are shown escaped.
+  out_.str("");
+  ASSERT_EQ(Run(RunSearch, {"evil"}), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("\\x1b]0;[[evil]] title\\x07"));
+}
+
 TEST_F(SessionCommandsTest, ExportAsciicast) {
   ASSERT_EQ(Run(RunExport, {kAlice, "--format", "asciicast"}), 0) << err_.str();
   const std::string cast = out_.str();

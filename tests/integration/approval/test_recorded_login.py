@@ -117,6 +117,15 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.assertTrue(any(e[1] == "o" and "hello-42" in e[2] for e in events))
         times = [e[0] for e in events]
         self.assertEqual(times, sorted(times))
+        # `jitgate search` finds the typed command (a byte per keystroke) in
+        # the input and its result in the output, with their offsets.
+        found = json.loads(self.cli("search", "$((6*7))", "--json").stdout)
+        self.assertEqual([(m["session"], m["stream"]) for m in found["matches"]],
+                         [(s["id"], "input"), (s["id"], "output")])  # typed, echoed
+        self.assertIn("echo hello-", found["matches"][0]["before"])
+        out = json.loads(self.cli("search", "HELLO-42", "-i", "--json").stdout)
+        self.assertEqual([m["stream"] for m in out["matches"]], ["output"])
+        self.assertGreater(out["matches"][0]["offset_ns"], found["matches"][0]["offset_ns"])
         # The store with the recording verifies.
         self.broker.stop()
         v = self.broker.verify()
