@@ -585,32 +585,60 @@ SessionIo DefaultSessionIo() {
   return io;
 }
 
+namespace {
+
+// --user, --target and --since, shared by sessions and search.
+struct SessionFilter {
+  std::string user, target, since_text;
+  std::optional<int64_t> since;
+
+  void AddOptions(po::options_description* desc) {
+    desc->add_options()("user", po::value(&user), "only sessions of this person")(
+        "target", po::value(&target), "only sessions on this target host (or LOGIN@HOST)")(
+        "since", po::value(&since_text),
+        "only sessions running at or after TIME: RFC 3339, YYYY-MM-DD (UTC) or a duration "
+        "ago (2h, 7d)");
+  }
+  // After parsing: reads --since. A usage error's message otherwise.
+  Status Resolve(const po::variables_map& vm, const SessionIo& io) {
+    if (!vm.count("since")) return OkStatus();
+    ASSIGN_OR_RETURN(since, ParseSinceTime(since_text, io.clock->NowUnixNanos()));
+    return OkStatus();
+  }
+  bool Matches(const po::variables_map& vm, const recorder::SessionInfo& s) const {
+    if (vm.count("user") && s.user != user) return false;
+    if (vm.count("target")) {
+      bool with_login = target.find('@') != std::string::npos;
+      if ((with_login ? s.login + "@" + s.target : s.target) != target) return false;
+    }
+    return !since || SessionActiveSince(s, *since);
+  }
+};
+
+// Opens the session index of --store; a one-line error naming the store.
+StatusOr<std::unique_ptr<recorder::SessionIndex>> OpenIndex(const po::variables_map& vm) {
+  const std::string& dir = vm["store"].as<std::string>();
+  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = recorder::SessionIndex::Open(dir);
+  if (!index.ok()) return index.status().WithContext("store " + EscapeForTerminal(dir));
+  return index;
+}
+
+}  // namespace
+
 int RunSessions(const std::vector<std::string>& args, const SessionIo& io) {
   po::options_description desc("jitgate sessions");
-  std::string user, target, since_text;
-  desc.add_options()("json", "one JSON document: {\"sessions\":[...]}")(
-      "user", po::value(&user), "only sessions of this person")(
-      "target", po::value(&target), "only sessions on this target host (or LOGIN@HOST)")(
-      "since", po::value(&since_text),
-      "only sessions running at or after TIME: RFC 3339, YYYY-MM-DD (UTC) or a duration "
-      "ago (2h, 7d)");
+  SessionFilter filter;
+  desc.add_options()("json", "one JSON document: {\"sessions\":[...]}");
+  filter.AddOptions(&desc);
   po::positional_options_description pos;
   po::variables_map vm;
   if (!Parse(args, desc, pos, &vm, io,
              "jitgate sessions [--store DIR] [--json] [--user U] [--target T] [--since TIME]")) {
     return 0;
   }
-  std::optional<int64_t> since;
-  if (vm.count("since")) {
-    StatusOr<int64_t> t = ParseSinceTime(since_text, io.clock->NowUnixNanos());
-    if (!t.ok()) return UsageError(io, t.status().message());
-    since = *t;
-  }
-  const std::string& dir = vm["store"].as<std::string>();
-  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = recorder::SessionIndex::Open(dir);
-  if (!index.ok()) {
-    return Fail(io, index.status().WithContext("store " + EscapeForTerminal(dir)).message());
-  }
+  if (Status f = filter.Resolve(vm, io); !f.ok()) return UsageError(io, f.message());
+  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = OpenIndex(vm);
+  if (!index.ok()) return Fail(io, index.status().message());
   // Damage that belongs to no listed session is worth knowing about, but the
   // list is still useful: note it and go on (`jitgate verify` has the detail).
   std::vector<std::string> problems = (*index)->problems();
@@ -624,12 +652,7 @@ int RunSessions(const std::vector<std::string>& args, const SessionIo& io) {
   }
   std::vector<recorder::SessionInfo> shown;
   for (const recorder::SessionInfo& s : (*index)->sessions()) {
-    if (vm.count("user") && s.user != user) continue;
-    if (vm.count("target")) {
-      bool with_login = target.find('@') != std::string::npos;
-      if ((with_login ? s.login + "@" + s.target : s.target) != target) continue;
-    }
-    if (since && !SessionActiveSince(s, *since)) continue;
+    if (!filter.Matches(vm, s)) continue;
     shown.push_back(s);
   }
   if (vm.count("json")) {
@@ -918,17 +941,14 @@ int RunExport(const std::vector<std::string>& args, const SessionIo& io) {
 
 int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
   po::options_description desc("jitgate search");
-  std::string text, user, target, since_text;
+  std::string text;
   size_t max_hits = 100;
+  SessionFilter filter;
   desc.add_options()("text", po::value(&text), "the bytes to find (typed input or output)")(
       "json", "one JSON document: {\"matches\":[...],...}")(
       "ignore-case,i", "fold ASCII letters")(
-      "user", po::value(&user), "only sessions of this person")(
-      "target", po::value(&target), "only sessions on this target host (or LOGIN@HOST)")(
-      "since", po::value(&since_text),
-      "only sessions running at or after TIME: RFC 3339, YYYY-MM-DD (UTC) or a duration "
-      "ago (2h, 7d)")(
       "max", po::value(&max_hits)->default_value(100), "at most N matches shown per session");
+  filter.AddOptions(&desc);
   po::positional_options_description pos;
   pos.add("text", 1);
   po::variables_map vm;
@@ -938,29 +958,16 @@ int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
     return 0;
   }
   if (text.empty()) return UsageError(io, "missing TEXT to search for");
-  std::optional<int64_t> since;
-  if (vm.count("since")) {
-    StatusOr<int64_t> t = ParseSinceTime(since_text, io.clock->NowUnixNanos());
-    if (!t.ok()) return UsageError(io, t.status().message());
-    since = *t;
-  }
-  const std::string& dir = vm["store"].as<std::string>();
-  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = recorder::SessionIndex::Open(dir);
-  if (!index.ok()) {
-    return Fail(io, index.status().WithContext("store " + EscapeForTerminal(dir)).message());
-  }
+  if (Status f = filter.Resolve(vm, io); !f.ok()) return UsageError(io, f.message());
+  StatusOr<std::unique_ptr<recorder::SessionIndex>> index = OpenIndex(vm);
+  if (!index.ok()) return Fail(io, index.status().message());
   const bool json = vm.count("json") > 0;
   nlohmann::ordered_json matches = nlohmann::ordered_json::array();
   std::string table;
   uint64_t total = 0, searched = 0;
   bool damaged = false;
   for (const recorder::SessionInfo& s : (*index)->sessions()) {
-    if (vm.count("user") && s.user != user) continue;
-    if (vm.count("target")) {
-      bool with_login = target.find('@') != std::string::npos;
-      if ((with_login ? s.login + "@" + s.target : s.target) != target) continue;
-    }
-    if (since && !SessionActiveSince(s, *since)) continue;
+    if (!filter.Matches(vm, s)) continue;
     ++searched;
     TranscriptSearch search(text, vm.count("ignore-case") > 0, max_hits);
     Status walked = (*index)->ForEachRecord(s.id, [&](const recorder::Record& r) {
