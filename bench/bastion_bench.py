@@ -32,15 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration", "approval"))
 import harness  # noqa: E402
 from harness import SSH, Broker, Sshd, read, run, write  # noqa: E402
 
-# Options travel to the re-executed process (harness.main enters a private
-# namespace by running this file again) through the environment.
-OPTS = {"mib": 512, "runs": 3, "echoes": 500, "idle": 20}
-for k in list(OPTS):
-    if "--" + k in sys.argv:
-        i = sys.argv.index("--" + k)
-        os.environ["JITGATE_BENCH_" + k.upper()] = sys.argv[i + 1]
-        del sys.argv[i:i + 2]
-    OPTS[k] = int(os.environ.get("JITGATE_BENCH_" + k.upper(), OPTS[k]))
+OPTS = harness.bench_options({"mib": 512, "runs": 3, "echoes": 500, "idle": 20})
 
 PAM_PERMIT = ("auth     required pam_permit.so\n"
               "account  required pam_permit.so\n"

@@ -17,20 +17,22 @@ TranscriptSearch::TranscriptSearch(std::string needle, bool ignore_case, size_t 
 void TranscriptSearch::Add(const recorder::Record& r) {
   if (r.stream == recorder::Stream::kResize || r.data.empty() || needle_.empty()) return;
   StreamState& st = r.stream == recorder::Stream::kInput ? input_ : output_;
-  const std::string data(r.data.begin(), r.data.end());
+  const std::string_view data = AsChars(ByteSpan(r.data));
 
   // Context after hits found earlier.
   for (size_t& h : st.open) {
     std::string& after = hits_[h].after;
-    after.append(data, 0, kSearchContext - after.size());
+    after.append(data.substr(0, kSearchContext - after.size()));
   }
   std::erase_if(st.open, [&](size_t h) { return hits_[h].after.size() >= kSearchContext; });
 
   // Matches that end in the new bytes (those inside the tail were found
   // when it was added).
-  const std::string buf = st.tail + data;
   const size_t m = needle_.size();
-  const size_t from = st.tail.size() - std::min(st.tail.size(), m - 1);
+  const size_t tail = st.tail.size();
+  const size_t from = tail - std::min(tail, m - 1);
+  std::string buf = std::move(st.tail);
+  buf.append(data);
   auto time_at = [&](size_t i) { return i < st.times.size() ? st.times[i] : r.time_ns; };
   auto equal = [&](char a, char b) { return ignore_case_ ? Fold(a) == Fold(b) : a == b; };
   for (auto it = buf.begin() + ptrdiff_t(from);;) {

@@ -963,7 +963,6 @@ int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
   if (!index.ok()) return Fail(io, index.status().message());
   const bool json = vm.count("json") > 0;
   nlohmann::ordered_json matches = nlohmann::ordered_json::array();
-  std::string table;
   uint64_t total = 0, searched = 0;
   bool damaged = false;
   for (const recorder::SessionInfo& s : (*index)->sessions()) {
@@ -1003,15 +1002,14 @@ int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
       std::snprintf(offset, sizeof(offset), "+%lld.%03llds",
                     static_cast<long long>(h.time_ns / kNanosPerSecond),
                     static_cast<long long>(h.time_ns % kNanosPerSecond / 1'000'000));
-      table += EscapeForTerminal(s.id) + "  " + offset + "  " + stream + "  " +
-               EscapeForTerminal(s.user) + "  " + EscapeForTerminal(s.login) + "@" +
-               EscapeForTerminal(s.target) + "  " + EscapeForTerminal(h.before) + "[[" +
-               EscapeForTerminal(h.match) + "]]" + EscapeForTerminal(h.after) + "\n";
+      *io.out << EscapeForTerminal(s.id) << "  " << offset << "  " << stream << "  "
+              << EscapeForTerminal(s.user) << "  " << EscapeForTerminal(s.login) << "@"
+              << EscapeForTerminal(s.target) << "  " << EscapeForTerminal(h.before) << "[["
+              << EscapeForTerminal(h.match) << "]]" << EscapeForTerminal(h.after) << "\n";
     }
     if (search.count() > search.hits().size() && !json) {
-      table += EscapeForTerminal(s.id) + "  ... and " +
-               std::to_string(search.count() - search.hits().size()) +
-               " more matches (--max)\n";
+      *io.out << EscapeForTerminal(s.id) << "  ... and "
+              << search.count() - search.hits().size() << " more matches (--max)\n";
     }
   }
   if (json) {
@@ -1023,8 +1021,6 @@ int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
             << "\n";
   } else if (total == 0) {
     *io.out << "no matches in " << searched << " sessions\n";
-  } else {
-    *io.out << table;
   }
   return damaged ? 1 : 0;
 }

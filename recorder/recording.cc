@@ -306,8 +306,23 @@ Status ParseRecords(ChunkParser& p, int64_t base_ns, std::vector<Record>* out) {
 struct CctxFree {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
+// One compression context per thread, its parameters set once (ZSTD_compress2
+// starts a new frame each time and keeps them): level kZstdLevel, content
+// size in the frame (decoders check it), no checksum (the store's hashes
+// cover every byte), no dictionary. nullptr if it cannot be had.
+ZSTD_CCtx* NewCctx() {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  if (c != nullptr &&
+      (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kZstdLevel)) ||
+       ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)) ||
+       ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)))) {
+    ZSTD_freeCCtx(c);
+    c = nullptr;
+  }
+  return c;
+}
 ZSTD_CCtx* ThreadCctx() {
-  thread_local std::unique_ptr<ZSTD_CCtx, CctxFree> cctx(ZSTD_createCCtx());
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxFree> cctx(NewCctx());
   return cctx.get();
 }
 
@@ -595,14 +610,6 @@ StatusOr<std::optional<Bytes>> CompressChunk(const Chunk& chunk, size_t records)
   out.resize(kMaxChunkBody);
   ZSTD_CCtx* cctx = ThreadCctx();
   if (cctx == nullptr) return ResourceExhaustedError("cannot allocate a zstd context");
-  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-  // Content size in the frame (decoders check it), no checksum (the store's
-  // hashes cover every byte), no dictionary.
-  if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kZstdLevel)) ||
-      ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)) ||
-      ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0))) {
-    return InternalError("cannot set zstd parameters");
-  }
   const size_t n = ZSTD_compress2(cctx, out.data() + header, out.size() - header,
                                   raw.data().data(), raw.size());
   if (ZSTD_isError(n)) {

@@ -89,6 +89,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def bench_options(defaults):
+    """A bench program's integer options (--name N, defaults given), taken out
+    of sys.argv. They travel to the re-executed process (main() enters the
+    private namespace by running the file again) as JITGATE_BENCH_NAME."""
+    opts = dict(defaults)
+    for k in opts:
+        if "--" + k in sys.argv:
+            i = sys.argv.index("--" + k)
+            os.environ["JITGATE_BENCH_" + k.upper()] = sys.argv[i + 1]
+            del sys.argv[i:i + 2]
+        opts[k] = int(os.environ.get("JITGATE_BENCH_" + k.upper(), opts[k]))
+    return opts
+
+
 def wait_for(pred, timeout, what, interval=0.05):
     """Polls pred() until it returns a true value; fails after timeout."""
     deadline = time.monotonic() + timeout
