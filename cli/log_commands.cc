@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/bundle.h"
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
+#include "core/base/text.h"
 #include "core/crypto/crypto.h"
 #include "store/format.h"
 #include "store/merkle/merkle.h"
@@ -291,6 +293,40 @@ int Prove(const std::vector<std::string>& args) {
   return s.ok() ? 0 : Fail(s);
 }
 
+// `jitgate verify --bundle FILE --key PUB`: offline, no store, no broker.
+int VerifyBundleCommand(const std::string& path, const std::string& key_path, bool json) {
+  StatusOr<note::Verifier> verifier = LoadVerifier(key_path);
+  if (!verifier.ok()) return Fail(verifier.status());
+  StatusOr<BundleSummary> sum = VerifyBundleFile(DefaultEnv(), path, *verifier);
+  if (json) {
+    nlohmann::json j;
+    j["ok"] = sum.ok();
+    if (!sum.ok()) {
+      j["error"] = sum.status().message();
+    } else {
+      j["session"] = sum->session.id;
+      j["user"] = sum->session.user;
+      j["login"] = sum->session.login;
+      j["target"] = sum->session.target;
+      j["chunks"] = sum->items - 2;
+      j["entries"] = sum->items;
+      j["first_entry"] = sum->first_entry;
+      j["last_entry"] = sum->last_entry;
+      j["origin"] = sum->origin;
+      j["checkpoint_size"] = sum->checkpoint_size;
+      j["root"] = crypto::Base64Encode(sum->root);
+    }
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else if (sum.ok()) {
+    std::cout << EscapeForTerminal(path) << ": OK: " << FormatBundleSummary(*sum) << "\n";
+  } else {
+    // The message may quote bytes of the (untrusted) bundle.
+    std::cerr << "jitgate: " << EscapeForTerminal(path) << ": "
+              << EscapeForTerminal(sum.status().message()) << "\n";
+  }
+  return sum.ok() ? 0 : 1;
+}
+
 }  // namespace
 
 int RunLog(const std::vector<std::string>& args) {
@@ -322,16 +358,28 @@ int RunLog(const std::vector<std::string>& args) {
 
 int RunVerify(const std::vector<std::string>& args) {
   po::options_description desc("jitgate verify");
-  std::string dir, key, checkpoint;
-  desc.add_options()("store", po::value(&dir)->required(), "store directory")(
+  std::string dir, key, checkpoint, bundle;
+  desc.add_options()("store", po::value(&dir), "store directory")(
+      "bundle", po::value(&bundle),
+      "an evidence bundle (jitgate export --bundle) to verify offline, without the store")(
       "key", po::value(&key)->required(), "the log's public key (PREFIX.pub)")(
       "checkpoint", po::value(&checkpoint),
       "a checkpoint saved earlier: the store must be an append-only extension of it")(
       "json", "print the report as JSON");
   po::variables_map vm;
   if (!ParseArgs(args, desc, &vm,
-                 "jitgate verify --store DIR --key PREFIX.pub [--checkpoint FILE] [--json]")) {
+                 "jitgate verify (--store DIR [--checkpoint FILE] | --bundle FILE) "
+                 "--key PREFIX.pub [--json]")) {
     return 0;
+  }
+  if (vm.count("store") == vm.count("bundle")) {
+    return UsageError("give exactly one of --store DIR and --bundle FILE");
+  }
+  if (vm.count("bundle")) {
+    if (vm.count("checkpoint")) {
+      return UsageError("--checkpoint goes with --store; a bundle carries its own checkpoint");
+    }
+    return VerifyBundleCommand(bundle, key, vm.count("json") > 0);
   }
   StatusOr<note::Verifier> verifier = LoadVerifier(key);
   if (!verifier.ok()) return Fail(verifier.status());

@@ -25,12 +25,14 @@ constexpr char kUsage[] =
     "  revoke X     revoke a certificate (serial X) or a request's certificates (id X)\n"
     "  ca ...       the SSH CA: pubkey, known-hosts PATTERNS, sign-host\n"
     "  log ...      the signed store: keygen, init, annotate, checkpoint, entry, prove\n"
-    "  verify       verify a whole store (and that it extends a saved checkpoint)\n"
+    "  verify       verify a whole store (and that it extends a saved checkpoint),\n"
+    "               or an evidence bundle offline (--bundle FILE --key PUB)\n"
     "  sessions     list recorded sessions (--user, --target, --since, --json)\n"
     "  replay S     play session S back on this terminal (escape sequences filtered)\n"
     "  watch S      follow a live session as it is recorded\n"
     "  terminate S  end live session S (root and the approvers of its request)\n"
     "  export S     write session S as an asciicast v2 file (--format asciicast)\n"
+    "               or as an evidence bundle with proofs (--bundle FILE)\n"
     "  search TEXT  find TEXT in sessions' typed input and output (-i, --json)\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
 

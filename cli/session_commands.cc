@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bundle.h"
 #include "cli/cert_format.h"
 #include "cli/command_line.h"
 #include "cli/search.h"
@@ -29,6 +30,7 @@
 #include "core/base/env.h"
 #include "core/base/status_macros.h"
 #include "core/base/text.h"
+#include "store/note/keys.h"
 
 namespace jitgate::cli {
 
@@ -472,6 +474,51 @@ void ReportDropped(const SessionIo& io, uint64_t dropped) {
              "them)\n";
 }
 
+// `export SESSION --bundle FILE`: the bundle goes to a temporary file beside
+// FILE, is verified there with the store's key (so that a bundle that would
+// not verify is never presented), then synced and renamed over FILE.
+int ExportBundle(const po::variables_map& vm, const std::string& path, const SessionIo& io) {
+  StatusOr<Opened> opened = OpenSession(vm);
+  if (!opened.ok()) return Fail(io, opened.status().message());
+  const recorder::SessionInfo& info = opened->info;
+  if (!info.ended) {
+    return Fail(io, "session " + EscapeForTerminal(info.id) +
+                        " has not ended; a bundle proves a complete session");
+  }
+  Env* env = DefaultEnv();
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  StatusOr<std::unique_ptr<WritableFile>> file = env->NewExclusiveFile(tmp, 0600);
+  if (!file.ok()) return Fail(io, file.status().message());
+  bool keep = false;
+  Cleanup remove_tmp = [&] {
+    if (!keep) env->RemoveFile(tmp).IgnoreError();
+  };
+  StatusOr<BundleExport> written =
+      WriteSessionBundle(env, vm["store"].as<std::string>(), info.id,
+                         [&](ByteSpan data) { return (*file)->Append(data); });
+  if (!written.ok()) return Fail(io, written.status().message());
+  Status s = (*file)->Sync();
+  if (s.ok()) s = (*file)->Close();
+  if (!s.ok()) return Fail(io, s.message());
+  StatusOr<note::Verifier> key = note::Verifier::Parse(written->vkey);
+  if (!key.ok()) return Fail(io, key.status().message());
+  StatusOr<BundleSummary> check = VerifyBundleFile(env, tmp, *key);
+  if (!check.ok()) {
+    return Fail(io, "the bundle written does not verify (" + check.status().message() +
+                        "); run jitgate verify --store");
+  }
+  s = env->Rename(tmp, path);
+  if (!s.ok()) return Fail(io, s.message());
+  keep = true;
+  s = env->SyncDir(DirName(path[0] == '/' ? path : "./" + path));
+  if (!s.ok()) return Fail(io, s.message());
+  *io.out << "exported session " << EscapeForTerminal(info.id) << " to "
+          << EscapeForTerminal(path) << " (evidence bundle: " << written->items << " entries, "
+          << written->chunks << (written->chunks == 1 ? " chunk" : " chunks")
+          << ", proven against checkpoint size " << written->checkpoint_size << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 // --- pure parts --------------------------------------------------------------
@@ -858,21 +905,33 @@ int RunWatch(const std::vector<std::string>& args, const SessionIo& io) {
 
 int RunExport(const std::vector<std::string>& args, const SessionIo& io) {
   po::options_description desc("jitgate export");
-  std::string format, out_path;
+  std::string format, out_path, bundle_path;
   desc.add_options()("session", po::value<std::string>(), "session id or unique prefix")(
-      "format", po::value(&format)->required(), "output format: asciicast (v2)")(
+      "format", po::value(&format), "output format: asciicast (v2)")(
       "out", po::value(&out_path),
       "write to FILE (mode 0600, replaced atomically) "
-      "instead of standard output");
+      "instead of standard output")(
+      "bundle", po::value(&bundle_path),
+      "write an evidence bundle to FILE (mode 0600, replaced atomically): the session's "
+      "entries with inclusion proofs and the signed checkpoint, for jitgate verify --bundle");
   po::positional_options_description pos;
   pos.add("session", 1);
   po::variables_map vm;
   if (!Parse(args, desc, pos, &vm, io,
-             "jitgate export SESSION --format asciicast [--out FILE] [--store DIR]")) {
+             "jitgate export SESSION (--format asciicast [--out FILE] | --bundle FILE) "
+             "[--store DIR]")) {
     return 0;
   }
   int code = 0;
   if (!SessionArgument(vm, io, &code)) return code;
+  if (vm.count("format") == vm.count("bundle")) {
+    return UsageError(io, "give exactly one of --format asciicast and --bundle FILE");
+  }
+  if (vm.count("bundle")) {
+    if (vm.count("out")) return UsageError(io, "--out goes with --format; --bundle names its file");
+    if (bundle_path.empty()) return UsageError(io, "--bundle needs a file name");
+    return ExportBundle(vm, bundle_path, io);
+  }
   if (format != "asciicast") {
     return UsageError(
         io, "unknown --format '" + EscapeForTerminal(format) + "' (supported: asciicast)");

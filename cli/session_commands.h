@@ -6,6 +6,7 @@
 //                  [--no-safe] [--raw]
 //   jitgate watch SESSION [--store DIR]
 //   jitgate export SESSION --format asciicast [--out FILE] [--store DIR]
+//   jitgate export SESSION --bundle FILE [--store DIR]   (cli/bundle.h)
 //   jitgate search TEXT [--store DIR] [--json] [-i] [--user U] [--target T]
 //                  [--since TIME] [--max N]
 //

@@ -130,6 +130,22 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.broker.stop()
         v = self.broker.verify()
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        # An evidence bundle of the login verifies offline with the log key
+        # alone; one changed byte in it does not.
+        bundle = os.path.join(self.dir, "login.bundle")
+        self.cli("export", s["id"], "--bundle", bundle)
+        ok = run([harness.BIN["jitgate"], "verify", "--bundle", bundle, "--key", self.broker.pub,
+                  "--json"], check=False)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertEqual(json.loads(ok.stdout)["session"], s["id"])
+        data = bytearray(read_bytes(bundle))
+        data[len(data) // 2] ^= 0x01
+        bad = os.path.join(self.dir, "changed.bundle")
+        with open(bad, "wb") as f:
+            f.write(data)
+        changed = run([harness.BIN["jitgate"], "verify", "--bundle", bad, "--key",
+                       self.broker.pub], check=False)
+        self.assertEqual(changed.returncode, 1, changed.stdout + changed.stderr)
 
     def test_root_terminates_a_live_login(self):
         # PRODUCT.md F3: an approver (here root; the session runs under no
@@ -226,6 +242,11 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.assertIn("session not recorded", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         self.assertFalse(os.path.exists(marker), "the command ran without a recording")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 if __name__ == "__main__":
