@@ -1653,36 +1653,62 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
                          "process for its own user)"));
     return;
   }
+  std::string id;
   if (!m.session.empty()) {
     auto it = sessions_.find(m.session);
     if (it == sessions_.end()) {
-      SendError(c, wire::ErrorCode::kNotFound, "no open session " + m.session);
+      // Not open: a recorder that spools opens its session under an id it
+      // minted, since it may have run the session while we were away
+      // (docs/protocol.md §4.4). Only in the minted format, never for a
+      // bastion (it resumes only what it opened), and never an id already
+      // used: an ended session is final (not_pending), and its recorder or
+      // forwarder then knows the whole session is here.
+      if (bastion_peer || !recorder::IsMintedSessionId(m.session)) {
+        SendError(c, wire::ErrorCode::kNotFound, "no open session " + m.session);
+        return;
+      }
+      StatusOr<bool> used = db_->SessionExists(m.session);
+      if (!used.ok()) {
+        if (fatal_.ok()) fatal_ = used.status();
+        SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
+        return;
+      }
+      if (*used) {
+        SendError(c, wire::ErrorCode::kNotPending, "session " + m.session + " has already ended");
+        return;
+      }
+      id = m.session;
+    } else {
+      // A recorder-group process resumes its own user's sessions only.
+      if (own_recorder && it->second.info.user != c.peer.user) {
+        SendError(c, wire::ErrorCode::kPermissionDenied,
+                  c.peer_label + " may resume only its own user's recordings");
+        return;
+      }
+      LiveSession& live = it->second;
+      // Each bastion session process handles one person's network bytes: it
+      // may resume its own recording, never another's.
+      if (bastion_peer && live.opener_pid != c.peer.pid) {
+        SendError(c, wire::ErrorCode::kPermissionDenied,
+                  c.peer_label + " may resume only the recording it opened");
+        return;
+      }
+      if (live.fd >= 0 && live.fd != c.fd.get()) {
+        // A recorder that reconnected replaces its stale connection.
+        auto old = conns_.find(live.fd);
+        if (old != conns_.end()) old->second->session_id.clear();
+        if (old != conns_.end()) old->second->close_after_write = true;
+        if (old != conns_.end()) to_flush_.insert(live.fd);
+      }
+      live.fd = c.fd.get();
+      c.session_id = m.session;
+      Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
+          std::to_string(live.next_index));
+      Send(c, wire::SessionOpened{m.session, live.next_index});
+      if (live.terminated) Send(c, *live.terminated);  // it was terminated meanwhile
       return;
     }
-    LiveSession& live = it->second;
-    // Each bastion session process handles one person's network bytes: it
-    // may resume its own recording, never another's.
-    if (bastion_peer && live.opener_pid != c.peer.pid) {
-      SendError(c, wire::ErrorCode::kPermissionDenied,
-                c.peer_label + " may resume only the recording it opened");
-      return;
-    }
-    if (live.fd >= 0 && live.fd != c.fd.get()) {
-      // A recorder that reconnected replaces its stale connection.
-      auto old = conns_.find(live.fd);
-      if (old != conns_.end()) old->second->session_id.clear();
-      if (old != conns_.end()) old->second->close_after_write = true;
-      if (old != conns_.end()) to_flush_.insert(live.fd);
-    }
-    live.fd = c.fd.get();
-    c.session_id = m.session;
-    Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
-        std::to_string(live.next_index));
-    Send(c, wire::SessionOpened{m.session, live.next_index});
-    if (live.terminated) Send(c, *live.terminated);  // it was terminated meanwhile
-    return;
   }
-  std::string id;
   for (int attempt = 0; attempt < 16 && id.empty(); ++attempt) {
     StatusOr<std::string> candidate = RandomSessionId();
     if (!candidate.ok()) break;

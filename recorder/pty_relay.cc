@@ -169,6 +169,7 @@ class Relay {
   bool reaped_ = false;
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_flush_;
+  std::chrono::steady_clock::time_point last_tick_;
   bool in_is_tty_ = false;
   bool have_tio_ = false;
   termios saved_tio_{};  // in_fd's settings before raw mode
@@ -421,6 +422,7 @@ Status Relay::HandleSignals() {
 
 Status Relay::Loop() {
   last_flush_ = std::chrono::steady_clock::now();
+  last_tick_ = last_flush_;
   while (true) {
     if (reaped_) {
       // Drain what the child left; a background process still holding the
@@ -472,6 +474,7 @@ Status Relay::Loop() {
     if (dirty_ && o_.on_flush)
       wait_until(last_flush_ + std::chrono::milliseconds(o_.flush_interval_ms));
     if (end_kill_at_ && !end_killed_) wait_until(*end_kill_at_);
+    if (o_.on_tick) wait_until(last_tick_ + std::chrono::milliseconds(o_.tick_interval_ms));
     int r = poll(fds.data(), fds.size(), timeout);
     if (r < 0 && errno != EINTR) return ErrnoToStatus(errno, "poll");
     auto ready = [&](Slot s, short ev) {
@@ -513,6 +516,11 @@ Status Relay::Loop() {
       RETURN_IF_ERROR(o_.on_flush());
       dirty_ = false;
       last_flush_ = std::chrono::steady_clock::now();
+    }
+    if (o_.on_tick && std::chrono::steady_clock::now() - last_tick_ >=
+                          std::chrono::milliseconds(o_.tick_interval_ms)) {
+      RETURN_IF_ERROR(o_.on_tick());
+      last_tick_ = std::chrono::steady_clock::now();
     }
   }
 }

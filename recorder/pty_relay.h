@@ -80,6 +80,12 @@ struct RelayOptions {
   // is called when it is readable or hung up (RecordingClient::Poll).
   std::function<int()> extra_fd;
   std::function<Status()> on_extra_readable;
+  // Called every tick_interval_ms whatever happens (jitgate-rec:
+  // RecordingClient::Tick, which retries a lost broker and syncs the
+  // spool while the session is idle); its error fails the relay like the
+  // other callbacks'.
+  std::function<Status()> on_tick;
+  int64_t tick_interval_ms = 1000;
   // After a failure: how long the child has between SIGHUP and SIGKILL.
   int64_t kill_grace_ms = 1000;
   // Asked after every turn of the loop (so after on_extra_readable): the

@@ -2,13 +2,18 @@
 // store (PRODUCT.md F5; docs/jitgate-rec.md). Usable as a login shell or as
 // sshd's ForceCommand, like tlog-rec-session.
 //
-//   jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [-c COMMAND]
+//   jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [--spool DIR]
+//               [--no-spool] [--spool-max-size SIZE] [--spool-full refuse|allow]
+//               [-c COMMAND]
+//   jitgate-rec --forward-spool [--socket PATH] [--spool DIR]
 //
-// Fail closed: nothing runs unless the broker has opened the session, and
-// the session is killed if recording breaks mid-way. `jitgate terminate`
+// Fail closed: nothing runs unless the broker has opened the session or it
+// is being spooled locally (spool and forward: docs/jitgate-rec.md "Spool"),
+// and the session is killed if recording breaks mid-way. `jitgate terminate`
 // ends it too: the broker tells us, we tell the user and hang it up.
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -27,22 +32,54 @@
 #include "core/wire/messages.h"
 #include "recorder/pty_relay.h"
 #include "recorder/recording_client.h"
+#include "recorder/spool.h"
 
 namespace jitgate::recorder {
 namespace {
 
 constexpr char kDefaultSocket[] = "/run/jitgate/jitgated.sock";
+constexpr char kDefaultSpool[] = "/var/spool/jitgate";
 constexpr char kUsage[] =
-    "usage: jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [-c "
-    "COMMAND]\n";
+    "usage: jitgate-rec [--socket PATH] [--host NAME] [--shell PATH] [--spool DIR]\n"
+    "                   [--no-spool] [--spool-max-size SIZE] [--spool-full "
+    "refuse|allow]\n"
+    "                   [-c COMMAND]\n"
+    "       jitgate-rec --forward-spool [--socket PATH] [--spool DIR]\n";
 
 struct Args {
   std::string socket;
   std::string host;
   std::string shell;
   std::optional<std::string> command;
+  std::string spool;
+  bool no_spool = false;
+  std::string spool_max_size;
+  std::string spool_full;
+  bool forward = false;
   bool help = false;
 };
+
+// "256M", "1G", "4096": bytes with an optional K/M/G/T suffix (powers of 1024).
+std::optional<uint64_t> ParseSize(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int shift = 0;
+  switch (text.back()) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
+    default: break;
+  }
+  if (shift != 0) text.remove_suffix(1);
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (shift != 0 && v > (UINT64_MAX >> shift)) return std::nullopt;
+  return v << shift;
+}
 
 // Parses argv by hand: as a login shell we are run with "-c CMD" by sshd and
 // must not choke on anything else it passes.
@@ -73,8 +110,15 @@ bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
         return false;
       }
       args->command = argv[++i];
+    } else if (a == "--no-spool") {
+      args->no_spool = true;
+    } else if (a == "--forward-spool") {
+      args->forward = true;
     } else if (value("--socket", &args->socket) ||
-               value("--host", &args->host) || value("--shell", &args->shell)) {
+               value("--host", &args->host) || value("--shell", &args->shell) ||
+               value("--spool", &args->spool) ||
+               value("--spool-max-size", &args->spool_max_size) ||
+               value("--spool-full", &args->spool_full)) {
       if (!error->empty()) return false;
     } else {
       if (error->empty()) *error = "unknown argument " + std::string(a);
@@ -122,6 +166,47 @@ int Refuse(const std::string& reason) {
   return 1;
 }
 
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// jitgate-rec --forward-spool: delivers what the spool holds, once.
+int Forward(const ForwardOptions& options) {
+  int failed = 0;
+  Status s = ForwardSpool(options, [&](const ForwardResult& r) {
+    std::string torn = r.torn_bytes == 0 ? ""
+                                         : ", a torn tail of " + std::to_string(r.torn_bytes) +
+                                               " bytes left out";
+    switch (r.outcome) {
+      case ForwardResult::kDelivered:
+        printf("jitgate-rec: delivered session %s (%llu chunks, %llu sent%s%s)\n",
+               r.session.c_str(), static_cast<unsigned long long>(r.chunks),
+               static_cast<unsigned long long>(r.sent), r.had_end ? "" : ", recorder lost",
+               torn.c_str());
+        break;
+      case ForwardResult::kAlreadyDelivered:
+        printf("jitgate-rec: session %s had been delivered; removed its spool file\n",
+               r.session.c_str());
+        break;
+      case ForwardResult::kBusy:
+      case ForwardResult::kSkipped:
+        break;  // a live session, another forwarder, another user's
+      case ForwardResult::kFailed:
+        ++failed;
+        fprintf(stderr, "jitgate-rec: could not forward %s: %s\n", r.path.c_str(),
+                r.error.message().c_str());
+        break;
+    }
+  });
+  fflush(stdout);
+  if (!s.ok()) {
+    fprintf(stderr, "jitgate-rec: %s\n", s.message().c_str());
+    return 1;
+  }
+  return failed == 0 ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   SanitizeStdFds();
   Args args;
@@ -143,9 +228,61 @@ int Main(int argc, char** argv) {
         "jitgate-rec: --socket is not allowed when jitgate-rec is setgid\n");
     return 2;
   }
+  // Likewise the spool: a directory of the user's would let them edit the
+  // recording before it is delivered.
+  if (secure && !args.spool.empty()) {
+    fprintf(stderr,
+            "jitgate-rec: --spool is not allowed when jitgate-rec is setgid\n");
+    return 2;
+  }
   if (args.socket.empty()) {
     const char* env = secure_getenv("JITGATE_SOCKET");
     args.socket = env != nullptr && *env != '\0' ? env : kDefaultSocket;
+  }
+  // The spool: --spool or $JITGATE_SPOOL must exist; the default is used if
+  // it does (packaging creates it), else sessions need the broker.
+  bool spool_named = !args.spool.empty();
+  if (args.spool.empty()) {
+    const char* env = secure_getenv("JITGATE_SPOOL");
+    spool_named = env != nullptr && *env != '\0';
+    args.spool = spool_named ? env : kDefaultSpool;
+  }
+  std::optional<uint64_t> spool_max = ParseSize(args.spool_max_size.empty() ? "256M"
+                                                                           : args.spool_max_size);
+  if (!spool_max.has_value()) {
+    fprintf(stderr, "jitgate-rec: --spool-max-size: not a size: %s\n%s",
+            args.spool_max_size.c_str(), kUsage);
+    return 2;
+  }
+  if (!args.spool_full.empty() && args.spool_full != "refuse" &&
+      args.spool_full != "allow") {
+    fprintf(stderr, "jitgate-rec: --spool-full must be refuse or allow\n%s", kUsage);
+    return 2;
+  }
+  if (args.forward) {
+    if (args.command || !args.shell.empty() || args.no_spool) {
+      fprintf(stderr, "jitgate-rec: --forward-spool runs no session\n%s", kUsage);
+      return 2;
+    }
+    ForwardOptions fo;
+    fo.dir = args.spool;
+    fo.socket_path = args.socket;
+    if (secure) {
+      // Setgid: only the caller's own sessions (the broker insists too).
+      const passwd* me = getpwuid(getuid());
+      if (me == nullptr) {
+        fprintf(stderr, "jitgate-rec: no passwd entry for uid %u\n", getuid());
+        return 1;
+      }
+      fo.only_user = me->pw_name;
+    }
+    return Forward(fo);
+  }
+  if (!args.no_spool && !IsDirectory(args.spool)) {
+    if (spool_named) {
+      return Refuse("spool directory " + args.spool + " does not exist");
+    }
+    args.no_spool = true;
   }
 
   errno = 0;
@@ -207,10 +344,21 @@ int Main(int argc, char** argv) {
   RecordingClientOptions copts;
   copts.socket_path = args.socket;
   copts.client_name = "jitgate-rec";
+  if (!args.no_spool) {
+    copts.spool_dir = args.spool;
+    copts.spool_max_bytes = *spool_max;
+    copts.spool_allow_over_limit = args.spool_full == "allow";
+  }
   StatusOr<std::unique_ptr<RecordingClient>> opened =
       RecordingClient::Open(copts, meta);
   if (!opened.ok()) return Refuse(opened.status().message());
   RecordingClient* client = opened->get();
+  if (client->spooling() && !client->connected()) {
+    fprintf(stderr,
+            "jitgate-rec: recording to the local spool (%s); it is delivered when "
+            "the broker is back\n",
+            client->disconnect_reason().c_str());
+  }
 
   relay.use_pty = tty;
   relay.start = start;
@@ -218,6 +366,7 @@ int Main(int argc, char** argv) {
   relay.on_flush = [client]() { return client->Flush(); };
   relay.extra_fd = [client]() { return client->fd(); };
   relay.on_extra_readable = [client]() { return client->Poll(); };
+  relay.on_tick = [client]() { return client->Tick(); };
   // `jitgate terminate`: the broker told us to end the session.
   relay.end_requested = [client]() -> std::optional<std::string> {
     if (!client->terminated_by().has_value()) return std::nullopt;
@@ -254,6 +403,12 @@ int Main(int argc, char** argv) {
     fprintf(stderr, "jitgate-rec: session end not recorded: %s\n",
             closed.message().c_str());
     return 1;
+  }
+  if (!client->delivered()) {
+    fprintf(stderr,
+            "jitgate-rec: session %s kept in the spool until the broker is back "
+            "(%s)\n",
+            client->session_id().c_str(), client->disconnect_reason().c_str());
   }
   return result->ShellStatus();
 }

@@ -541,6 +541,15 @@ bool IsValidSessionId(std::string_view id) {
   return true;
 }
 
+bool IsMintedSessionId(std::string_view id) {
+  if (id.size() != kMintedSessionIdLength) return false;
+  std::string_view alphabet(kSessionIdAlphabet);
+  for (char c : id) {
+    if (alphabet.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Chunks
 

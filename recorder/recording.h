@@ -63,6 +63,11 @@ inline constexpr size_t kMaxRecordData = 32 * 1024;
 // The records of a compressed chunk, decompressed (what a decoder allocates).
 inline constexpr size_t kMaxChunkRecords = 1024 * 1024;
 inline constexpr size_t kMaxSessionIdLength = 32;
+// Ids the broker mints, and a recorder may choose for a session it opens
+// itself (docs/protocol.md §4.4): 12 characters of this alphabet (Crockford's
+// base32 in lower case, 60 bits).
+inline constexpr size_t kMintedSessionIdLength = 12;
+inline constexpr char kSessionIdAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
 enum class Stream : uint8_t { kInput = 1, kOutput = 2, kResize = 3 };
 
@@ -117,6 +122,9 @@ StatusOr<ChunkHeader> DecodeChunkHeader(ByteSpan body);
 
 // IsValidSessionId: 1..kMaxSessionIdLength characters of [0-9a-z].
 bool IsValidSessionId(std::string_view id);
+// IsMintedSessionId: kMintedSessionIdLength characters of kSessionIdAlphabet
+// (what the broker mints, and what a spooling recorder may choose).
+bool IsMintedSessionId(std::string_view id);
 
 // ChunkBuilder cuts a stream of records into chunks of at most
 // kMaxChunkBody bytes (splitting large data records), numbering them.

@@ -19,9 +19,27 @@
 // terminate_comment()) and carries on recording; the caller polls
 // terminated_by() and ends the session, then calls Close.
 //
+// Spool and forward (options.spool_dir set; docs/jitgate-rec.md "Spool"):
+// the client mints the session id itself, and writes every chunk to the
+// session's spool file (SpoolWriter) before it sends it. The broker being
+// unreachable is then no failure: Open succeeds in spool-only mode if the
+// spool's size policy allows, a lost connection is retried every
+// retry_interval_ms (from Add, Flush, Poll and Tick; never blocking longer
+// than retry_connect_timeout_ms), and on reconnecting the client resumes
+// the session and sends what the broker lacks, read back from the spool.
+// Add never waits for the window in this mode (the spool holds the rest),
+// and an acknowledgement overdue by ack_timeout_ms drops the connection
+// rather than the session. Close spools the end first; the spool file is
+// removed once the broker has acknowledged everything and the end
+// (delivered()), and otherwise stays for ForwardSpool. What fails the
+// session here: the broker refusing it, the spool not being writable, or
+// the broker's view contradicting what was acknowledged.
+//
 // Not thread-safe; one per session.
 #ifndef JITGATE_RECORDER_RECORDING_CLIENT_H_
 #define JITGATE_RECORDER_RECORDING_CLIENT_H_
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <deque>
@@ -33,6 +51,7 @@
 #include "core/wire/client.h"
 #include "core/wire/messages.h"
 #include "recorder/recording.h"
+#include "recorder/spool.h"
 
 namespace jitgate::recorder {
 
@@ -43,6 +62,26 @@ struct RecordingClientOptions {
   // How long Add/Flush/Close wait for acknowledgements or a reconnect.
   int64_t ack_timeout_ms = 30'000;
   size_t max_unacked = 64;  // chunks in flight (64 x 60 KiB)
+
+  // Spool and forward; empty: no spool (an unreachable broker fails Open,
+  // and a lost connection fails the call after one reconnect).
+  std::string spool_dir;
+  // At Open: a spool already holding more than this refuses the new session
+  // (ResourceExhausted), unless spool_allow_over_limit.
+  uint64_t spool_max_bytes = uint64_t{256} << 20;
+  bool spool_allow_over_limit = false;
+  // Group commit of the spool file (SpoolWriterOptions).
+  uint64_t spool_sync_bytes = 1 << 20;
+  int64_t spool_sync_interval_ms = 1000;
+  mode_t spool_file_mode = 0640;
+  // Once the spool file holds this many acknowledged bytes and few chunks
+  // are unacknowledged, it is rewritten without them.
+  uint64_t spool_compact_bytes = uint64_t{8} << 20;
+  // Spool mode: how often a lost broker is tried again, and how long one
+  // try may take.
+  int64_t retry_interval_ms = 2000;
+  int64_t retry_connect_timeout_ms = 1000;
+  Clock* clock = nullptr;  // nullptr: RealClock()
 };
 
 class RecordingClient {
@@ -64,7 +103,23 @@ class RecordingClient {
   Status Poll();
   // Flushes, waits until every chunk is acknowledged, sends CloseSession and
   // waits for SessionClosed. end.chunks is filled in.
+  // Spool mode: the end is spooled (and synced) first; OK then means the
+  // session is kept, delivered() says whether the broker has it already.
   Status Close(wire::CloseSession end);
+  // Housekeeping to call on a timer (about every second) while the session
+  // is idle: reads acknowledgements and, in spool mode, retries a lost
+  // broker, sends what it lacks and syncs the spool when due.
+  Status Tick();
+
+  // Spool mode: whether it is on, whether the broker is connected now, why
+  // it is not ("" if it is), and the session's spool file.
+  bool spooling() const { return spool_ != nullptr; }
+  bool connected() const { return client_.has_value(); }
+  const std::string& disconnect_reason() const { return down_reason_; }
+  const std::string& spool_path() const;
+  // After Close: true if the broker acknowledged the whole session and its
+  // end (always so without a spool).
+  bool delivered() const { return delivered_; }
 
   uint64_t chunks_sent() const { return builder_.chunks(); }
   uint64_t chunks_acked() const { return acked_; }
@@ -85,6 +140,28 @@ class RecordingClient {
   Status WaitForAcks(size_t unacked);
   // Reconnects, resumes the session and resends what the broker lacks.
   Status Reconnect(const Status& why);
+  // Drops acknowledged chunks up to next_index.
+  void Acknowledge(uint64_t next_index);
+  // The end of the chunks sent on this connection.
+  uint64_t SentEnd() const { return spool_ ? sent_ : acked_ + unacked_.size(); }
+
+  // Spool mode (see the file comment).
+  static StatusOr<std::unique_ptr<RecordingClient>> OpenSpooled(const RecordingClientOptions& options,
+                                                                const wire::OpenSession& meta);
+  int64_t NowNs() const;
+  // Connects and resumes (or opens) the session; transient failures leave
+  // it disconnected and are returned, *refused tells a broker's refusal.
+  Status ConnectSpooled(int64_t timeout_ms, bool* refused);
+  // Spools a completed chunk and sends what the window allows.
+  Status SpoolChunk(const Bytes& chunk);
+  // Sends spooled chunks the broker lacks, within the window.
+  Status Pump();
+  // Goes on spool-only after a connection problem (OK), or returns a
+  // failure that ends the session.
+  Status Lost(const Status& why);
+  Status PollSpooled();
+  Status CloseSpooled(wire::CloseSession end);
+  void MaybeCompact();
 
   RecordingClientOptions options_;
   wire::OpenSession meta_;
@@ -96,6 +173,17 @@ class RecordingClient {
   bool reconnected_ = false;  // at most one reconnect per call
   std::optional<std::string> terminated_by_;
   std::string terminate_comment_;
+  bool delivered_ = false;
+
+  // Spool mode.
+  std::unique_ptr<SpoolWriter> spool_;
+  std::deque<uint64_t> offsets_;  // spool offsets of chunks acked_, acked_ + 1, ...
+  uint64_t sent_ = 0;             // chunks below were sent on this connection
+  uint64_t spool_first_ = 0;      // the spool file's first chunk
+  int64_t next_retry_ns_ = 0;
+  int64_t last_progress_ns_ = 0;  // the last acknowledgement (or first send)
+  std::string down_reason_;
+  bool compaction_failed_ = false;
 };
 
 }  // namespace jitgate::recorder
