@@ -25,6 +25,7 @@
 
 #include "core/wire/requester.h"
 #include "sudo/approval_internal.h"
+#include "sudo/session_link.h"
 
 namespace jitgate::sudo {
 namespace {
@@ -124,6 +125,7 @@ int Open(unsigned int version, sudo_conv_t conversation, sudo_printf_t plugin_pr
     *errstr = SetError(message);
     return -1;
   }
+  ForgetApprovedRequest();
   delete g_state;
   g_state = new PluginState;
   g_state->conversation = conversation;
@@ -150,6 +152,7 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
     *errstr = SetError("jitgate: approval plugin used before open");
     return -1;
   }
+  ForgetApprovedRequest();  // only a grant for this very command may be linked
   char hostname[HOST_NAME_MAX + 1] = {};
   if (gethostname(hostname, sizeof(hostname) - 1) != 0) hostname[0] = '\0';
   StatusOr<wire::RequestFields> fields =
@@ -187,6 +190,9 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
   SudoUi ui;
   wire::RequesterResult result = wire::RunRequest(*fields, ro, &ui);
   if (wire::Granted(result)) {
+    // The recording of this command names the request (jitgate_io from the
+    // same shared object; session_link.h).
+    NoteApprovedRequest(result->id);
     std::string by;
     for (const std::string& name : result->decided_by) by += (by.empty() ? "" : ", ") + name;
     Info("request " + EscapeForTerminal(result->id) + " approved" +

@@ -1,5 +1,12 @@
-# Fails unless `nm -D --defined-only SO` lists exactly the symbol jitgate_approval
-# (plus the version node JITGATE_APPROVAL_1).
+# Fails unless `nm -D --defined-only SO` lists exactly the symbols in EXPECT
+# (a ;-list, default jitgate_approval) plus the version node NODE (default
+# JITGATE_APPROVAL_1).
+if(NOT DEFINED EXPECT)
+  set(EXPECT jitgate_approval)
+endif()
+if(NOT DEFINED NODE)
+  set(NODE JITGATE_APPROVAL_1)
+endif()
 execute_process(COMMAND nm -D --defined-only ${SO} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "nm failed on ${SO}")
@@ -8,11 +15,15 @@ string(REGEX MATCHALL "[^\n]+" lines "${out}")
 set(names "")
 foreach(line IN LISTS lines)
   string(REGEX REPLACE "^.* " "" name "${line}")
-  if(NOT name STREQUAL "JITGATE_APPROVAL_1")
+  string(REGEX REPLACE "@@?${NODE}$" "" name "${name}")
+  if(NOT name STREQUAL NODE)
     list(APPEND names ${name})
   endif()
 endforeach()
-if(NOT names STREQUAL "jitgate_approval@@JITGATE_APPROVAL_1" AND NOT names STREQUAL "jitgate_approval")
-  message(FATAL_ERROR "${SO} exports more than jitgate_approval:\n${out}")
+list(SORT names)
+set(want ${EXPECT})
+list(SORT want)
+if(NOT names STREQUAL want)
+  message(FATAL_ERROR "${SO} must export exactly '${want}', not '${names}':\n${out}")
 endif()
 message(STATUS "exports: ${names}")
