@@ -12,8 +12,8 @@
      every entry, hash and checkpoint included) vs its asciicast v2 export
      (`jitgate export --format asciicast`). Target <= 0.5.
 
-The sudo comparison (our I/O plugin vs sudo's log_output) waits for the
-plugin (issue 7) and is not measured here.
+The sudo comparison (our I/O plugin vs sudo's log_output) is
+bench/sudo_io_bench.py.
 
 Runs as root in the integration tests' private namespace
 (tests/integration/approval/harness.py):

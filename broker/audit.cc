@@ -31,6 +31,8 @@ std::string_view AuditEventTypeName(AuditEventType type) {
       return "cert_revoked";
     case AuditEventType::kSessionTerminated:
       return "session_terminated";
+    case AuditEventType::kBastion:
+      return "bastion";
   }
   return "unknown";
 }
@@ -83,7 +85,14 @@ std::string AuditEventToJson(const AuditEvent& event) {
                  {"critical_options", c.critical_options},
                  {"extensions", c.extensions}};
   }
-  if (event.type == AuditEventType::kSessionTerminated) j["session"] = event.session;
+  if (event.type == AuditEventType::kSessionTerminated || event.type == AuditEventType::kBastion) {
+    j["session"] = event.session;
+  }
+  if (event.bastion.has_value()) {
+    j["bastion"] = {{"event", event.bastion->event},
+                    {"remote_addr", event.bastion->remote_addr},
+                    {"ssh_user", event.bastion->ssh_user}};
+  }
   if (event.caller.has_value()) {
     j["caller"] = {{"uid", event.caller->uid},
                    {"gid", event.caller->gid},

@@ -44,6 +44,7 @@ enum class AuditEventType {
   kCertIssued,   // the CA signed a certificate (carries `cert`)
   kCertRevoked,  // a certificate was revoked (carries `cert`)
   kSessionTerminated,  // a live recorded session was ended (carries `session`)
+  kBastion,  // the bastion refused a login or relayed a forward (carries `bastion`)
 };
 
 // What the audit trail says about a certificate.
@@ -61,8 +62,16 @@ struct CertAudit {
   friend bool operator==(const CertAudit&, const CertAudit&) = default;
 };
 
+// What the bastion reported (wire::BastionEvent).
+struct BastionAudit {
+  std::string event;  // "login_refused", "forward_opened", ...
+  std::string remote_addr;
+  std::string ssh_user;
+  friend bool operator==(const BastionAudit&, const BastionAudit&) = default;
+};
+
 // "created", "vote", "approved", "denied", "expired", "cancelled", "used",
-// "cert_issued", "cert_revoked", "session_terminated".
+// "cert_issued", "cert_revoked", "session_terminated", "bastion".
 // Stable: stored in the log.
 std::string_view AuditEventTypeName(AuditEventType type);
 
@@ -84,8 +93,11 @@ struct AuditEvent {
   std::optional<Caller> caller;
   // kCertIssued, kCertRevoked: the certificate.
   std::optional<CertAudit> cert;
-  // kSessionTerminated: the recorded session's id ("" otherwise).
+  // kSessionTerminated, kBastion: the recorded session's id ("" otherwise).
   std::string session;
+  // kBastion: what the bastion reported; the person is `actor`, the detail
+  // `comment`.
+  std::optional<BastionAudit> bastion;
 };
 
 // AuditSink receives audit events. Emit is called synchronously, once per

@@ -69,6 +69,25 @@ TEST(AuditEventTypeNameTest, AreStable) {
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kCertIssued), "cert_issued");
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kCertRevoked), "cert_revoked");
   EXPECT_EQ(AuditEventTypeName(AuditEventType::kSessionTerminated), "session_terminated");
+  EXPECT_EQ(AuditEventTypeName(AuditEventType::kBastion), "bastion");
+}
+
+TEST(AuditEventToJsonTest, BastionEventCarriesWhatTheBastionSaid) {
+  AuditEvent e;
+  e.type = AuditEventType::kBastion;
+  e.actor = "alice";
+  e.comment = "direct-tcpip to 127.0.0.1:5432";
+  e.request_id = "7f3a0001";
+  e.session = "k3n8v2x9q4m1";
+  e.bastion = BastionAudit{"forward_opened", "192.0.2.7", "deploy@db1"};
+  const auto j = nlohmann::json::parse(AuditEventToJson(e));
+  EXPECT_EQ(j["type"], "bastion");
+  EXPECT_EQ(j["bastion"]["event"], "forward_opened");
+  EXPECT_EQ(j["bastion"]["remote_addr"], "192.0.2.7");
+  EXPECT_EQ(j["bastion"]["ssh_user"], "deploy@db1");
+  EXPECT_EQ(j["session"], "k3n8v2x9q4m1");
+  EXPECT_EQ(j["actor"], "alice");
+  EXPECT_EQ(j["comment"], "direct-tcpip to 127.0.0.1:5432");
 }
 
 TEST(AuditEventToJsonTest, SessionTerminatedNamesTheSession) {

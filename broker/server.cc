@@ -512,6 +512,7 @@ void Server::HandleMessage(Conn& c, wire::Message m) {
   if (auto* d = std::get_if<wire::SessionData>(&m)) return OnSessionData(c, *d);
   if (auto* cs = std::get_if<wire::CloseSession>(&m)) return OnCloseSession(c, *cs);
   if (auto* t = std::get_if<wire::TerminateSession>(&m)) return OnTerminateSession(c, *t);
+  if (auto* b = std::get_if<wire::BastionEvent>(&m)) return OnBastionEvent(c, *b);
   // Server-to-client types were already refused by the state machine.
   SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
   c.close_after_write = true;
@@ -1941,6 +1942,39 @@ void Server::OnTerminateSession(Conn& c, const wire::TerminateSession& m) {
       (m.comment.empty() ? "" : ": " + Cut(m.comment, 200)) +
       (live.fd >= 0 ? "" : " (its recorder is not connected; told when it resumes)"));
   Send(c, wire::SessionTerminateAck{id, false});
+}
+
+void Server::OnBastionEvent(Conn& c, const wire::BastionEvent& m) {
+  // Only the bastion's session processes speak for the bastion (asked now,
+  // by pid: listener.h), so nobody else can put words in its mouth.
+  if (!options_.is_bastion_session || !options_.is_bastion_session(c.peer.pid)) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " is not a bastion session: only the bastion reports bastion events");
+    return;
+  }
+  static constexpr std::string_view kEvents[] = {"login_refused", "forward_opened",
+                                                 "forward_refused", "forward_closed",
+                                                 "agent_forwarded"};
+  if (std::find(std::begin(kEvents), std::end(kEvents), m.event) == std::end(kEvents)) {
+    SendError(c, wire::ErrorCode::kInvalidRequest, "unknown bastion event '" + Cut(m.event, 64) + "'");
+    return;
+  }
+  AuditEvent e;
+  e.type = AuditEventType::kBastion;
+  e.request_id = m.request_id;
+  e.actor = m.user;
+  e.comment = m.detail;
+  e.time_unix_nanos = Now();
+  e.session = m.session;
+  e.bastion = BastionAudit{m.event, m.remote_addr, m.ssh_user};
+  if (const Request* r = e.request_id.empty() ? nullptr : book_.Get(e.request_id)) {
+    e.fields_digest = r->digest;
+    e.policy = r->decision.policy;
+  }
+  sink_.Emit(e);
+  Log("bastion " + m.event + ": " + (m.user.empty() ? std::string("-") : m.user) + " from " +
+      m.remote_addr + " as " + Cut(m.ssh_user, 80) + ": " + Cut(m.detail, 200));
+  Send(c, wire::BastionEventAck{});
 }
 
 }  // namespace jitgate::broker

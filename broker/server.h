@@ -128,6 +128,7 @@ class Server {
   void OnCloseSession(Conn& c, const wire::CloseSession& m);
   // Ends a live session: audit event, SessionTerminated to its recorder.
   void OnTerminateSession(Conn& c, const wire::TerminateSession& m);
+  void OnBastionEvent(Conn& c, const wire::BastionEvent& m);
   // Root, or an approver of the request the session runs under.
   bool MayTerminate(const Conn& c, const recorder::SessionInfo& session) const;
   // Loads the sessions a previous run left open (recorders may resume them).

@@ -979,6 +979,23 @@ TEST_F(BrokerRecordingTest, RecorderGroupRecordsOnlyItsOwnUser) {
 
 // Terminating sessions (docs/protocol.md §4.4, `jitgate terminate`) --------
 
+// The audit events of one type in the store at store_dir, parsed.
+std::vector<nlohmann::json> StoreAuditEvents(const std::string& store_dir, std::string_view type) {
+  std::vector<nlohmann::json> out;
+  auto reader = store::StoreReader::Open(store_dir);
+  EXPECT_OK(reader.status());
+  if (!reader.ok()) return out;
+  for (uint64_t i = 0; i < (*reader)->size(); ++i) {
+    auto e = (*reader)->ReadEntry(i);
+    if (!e.ok()) continue;
+    StatusOr<store::Entry> entry = store::ParseEntry(*e);
+    if (!entry.ok() || entry->type != uint8_t(store::EntryType::kAuditEvent)) continue;
+    nlohmann::json j = nlohmann::json::parse(AsChars(entry->body), nullptr, false);
+    if (j.is_object() && j.value("type", "") == type) out.push_back(std::move(j));
+  }
+  return out;
+}
+
 class BrokerTerminateTest : public BrokerRecordingTest {
  protected:
   // Files a login request for alice and has it approved by approve(id,
@@ -1049,19 +1066,7 @@ class BrokerTerminateTest : public BrokerRecordingTest {
 
   // The store's session_terminated events, parsed.
   std::vector<nlohmann::json> TerminatedEvents() {
-    std::vector<nlohmann::json> out;
-    auto reader = store::StoreReader::Open(dir_.Join("store"));
-    EXPECT_OK(reader.status());
-    if (!reader.ok()) return out;
-    for (uint64_t i = 0; i < (*reader)->size(); ++i) {
-      auto e = (*reader)->ReadEntry(i);
-      if (!e.ok()) continue;
-      StatusOr<store::Entry> entry = store::ParseEntry(*e);
-      if (!entry.ok() || entry->type != uint8_t(store::EntryType::kAuditEvent)) continue;
-      nlohmann::json j = nlohmann::json::parse(AsChars(entry->body), nullptr, false);
-      if (j.is_object() && j.value("type", "") == "session_terminated") out.push_back(std::move(j));
-    }
-    return out;
+    return StoreAuditEvents(dir_.Join("store"), "session_terminated");
   }
 
   std::string last_error_;
@@ -1369,6 +1374,26 @@ TEST_F(BrokerBastionPeerTest, BastionCertificatesTakeTheSourceAddressFromPolicyO
   ASSERT_EQ(pinned.fields().critical_options.size(), 1u);
   EXPECT_EQ(pinned.fields().critical_options[0].name, ca::kOptSourceAddress);
   EXPECT_EQ(pinned.fields().critical_options[0].Value().value_or(""), "192.0.2.10");
+}
+
+TEST_F(BrokerBastionPeerTest, BastionEventsComeOnlyFromTheBastionAndAreAudited) {
+  Start("policies: []\n", "nobody");
+  wire::BastionEvent e{"login_refused", "",           "198.51.100.7", "root@db9", "", "",
+                       "jitgate: unknown target 'db9' (targets: db1)"};
+  EXPECT_EQ(Answer(e), "ok:BastionEventAck");
+  wire::BastionEvent odd = e;
+  odd.event = "made_up";
+  EXPECT_EQ(Answer(odd), "invalid_request: unknown bastion event 'made_up'");
+  bastion_ = false;
+  EXPECT_THAT(Answer(e), ::testing::AllOf(::testing::StartsWith("permission_denied: "),
+                               HasSubstr("only the bastion reports bastion events")));
+  std::vector<nlohmann::json> events = StoreAuditEvents(dir_.Join("store"), "bastion");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["bastion"]["event"], "login_refused");
+  EXPECT_EQ(events[0]["bastion"]["ssh_user"], "root@db9");
+  EXPECT_EQ(events[0]["bastion"]["remote_addr"], "198.51.100.7");
+  EXPECT_EQ(events[0]["comment"], "jitgate: unknown target 'db9' (targets: db1)");
+  EXPECT_EQ(events[0]["actor"], "");
 }
 
 TEST_F(BrokerBastionPeerTest, BastionSessionsAreRecordedOnlyByTheBastion) {

@@ -41,6 +41,7 @@
 #include "core/base/clock.h"
 #include "core/base/status.h"
 #include "core/base/status_macros.h"
+#include "core/wire/client.h"
 #include "core/wire/messages.h"
 #include "core/wire/requester.h"
 #include "recorder/recording.h"
@@ -59,6 +60,10 @@ constexpr int kPollMs = 50;           // relay loop tick
 constexpr int64_t kFlushIntervalMs = 100;
 constexpr int kCloseWaitSeconds = 15;  // for the client to answer our channel close
 constexpr size_t kPumpBuffer = 32 * 1024;
+constexpr size_t kMaxForwards = 64;         // forwarded connections at once
+constexpr int kMaxAuditedRefusals = 16;     // refused forwards audited per connection
+constexpr int64_t kAuditTimeoutMs = 5000;   // one bastion event to the broker
+constexpr size_t kMaxRefusedKeys = 4;       // offered keys named in login_refused
 
 void Log(const std::string& line) {
   std::fprintf(stderr, "jitgated[bastion %d]: %s\n", static_cast<int>(getpid()), line.c_str());
@@ -224,6 +229,33 @@ class Approval : public wire::RequesterUi {
   std::thread thread_;
 };
 
+class Session;
+
+// A forwarded connection (docs/bastion.md, "Forwarding"): one channel on each
+// side, relayed like the session channel (never more than the other side's
+// window at a time), not part of the transcript; its opening and closing are
+// audit events. A channel the target opens (a connection to a remote
+// forward, an agent request) is accepted at once and its client side opened
+// from the relay loop; until then its data waits in libssh.
+struct Forward {
+  enum Side { kClient = 0, kUpstream = 1 };
+  Session* session = nullptr;
+  std::string kind;  // "direct-tcpip", "forwarded-tcpip", "auth-agent"
+  std::string what;  // endpoints, for the log and the audit trail
+  // forwarded-tcpip: what the client side is opened with.
+  std::string open_host;
+  int open_port = 0;
+  std::string orig_host;
+  int orig_port = 0;
+  ssh_channel ch[2] = {nullptr, nullptr};
+  ssh_channel_callbacks_struct cb[2]{};
+  bool held[2] = {false, false};  // data from side i that libssh holds for us
+  bool eof[2] = {false, false};
+  bool eof_sent[2] = {false, false};  // side i's EOF passed on
+  bool closed[2] = {false, false};
+  uint64_t bytes[2] = {0, 0};  // from side i to the other
+};
+
 // One client connection, from key exchange to the end of its session. The
 // members are public: the libssh callbacks below are its only users.
 class Session {
@@ -253,6 +285,23 @@ class Session {
   Status StartApproval();
   std::optional<std::string> Conclude();
   Status ConnectUpstream(const wire::Decision& d);
+  // Audit trail (docs/bastion.md, "Audit events"): one bastion event,
+  // durable in the store when this returns OK.
+  Status Audit(const std::string& event, const std::string& detail);
+  void AuditRefusedLogin();
+  // Forwarding.
+  int OnClientMessage(ssh_message m);
+  int OnDirectTcpip(ssh_message m);
+  int OnGlobalRequest(ssh_message m);
+  int OnUpstreamMessage(ssh_message m);
+  ssh_channel OnUpstreamAgentOpen();
+  void OnAgentRequest();
+  void RefuseForward(const std::string& what, const std::string& why);
+  void SetForwardCallbacks(Forward* f, int side);
+  int OnForwardData(Forward* f, int side, const void* data, uint32_t len);
+  void OpenPendingForwards();
+  void PumpForwards();
+  void EndForward(Forward* f);
   int64_t GraceSeconds() const {
     return std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::seconds>(settings_.login_grace).count());
@@ -312,6 +361,10 @@ class Session {
   std::string approved_by_;
   uint64_t cert_serial_ = 0;
   uint64_t valid_until_ = 0;  // Unix seconds: the session ends then
+  // Why the login was refused (the first reason), and the keys offered that
+  // named nobody: one login_refused event when the connection ends unused.
+  std::string refusal_;
+  std::vector<std::string> refused_keys_;
 
   // Channels.
   ssh_channel cchan_ = nullptr;  // client side
@@ -336,6 +389,15 @@ class Session {
   bool exit_core_ = false;
   std::string exit_errmsg_;
 
+  // Forwarding: what the certificate the policy issued permits (its
+  // permit-port-forwarding and permit-agent-forwarding extensions).
+  bool allow_port_forwarding_ = false;
+  bool allow_agent_forwarding_ = false;
+  bool agent_forwarded_ = false;  // requested upstream and audited
+  int refusals_audited_ = 0;
+  std::vector<std::unique_ptr<Forward>> forwards_;
+  ssh_callbacks_struct up_cb_{};
+
   // Recording.
   std::unique_ptr<RecordingClient> rec_;
   int rec_fd_ = -1;  // the recording connection's fd in event_, or -1
@@ -353,6 +415,15 @@ Session* Of(void* u) { return static_cast<Session*>(u); }
 
 Session::~Session() {
   approval_.reset();
+  for (auto& f : forwards_) {
+    for (int side = 0; side < 2; ++side) {
+      if (f->ch[side] != nullptr) {
+        ssh_remove_channel_callbacks(f->ch[side], &f->cb[side]);
+        ssh_channel_free(f->ch[side]);
+      }
+    }
+  }
+  forwards_.clear();
   if (event_ != nullptr) {
     // Sessions must leave the event before it is freed: their sockets point
     // at its poll context.
@@ -431,6 +502,15 @@ std::optional<std::string> Session::PersonOfKey(ssh_key key) {
 int Session::OnAuthPubkey(const char* user, ssh_key key, char state) {
   std::optional<std::string> person = PersonOfKey(key);
   if (!person.has_value()) {
+    if (ssh_user_.empty() && user != nullptr) ssh_user_ = std::string(user).substr(0, 256);
+    if (refused_keys_.size() < kMaxRefusedKeys) {
+      StatusOr<ca::PublicKey> k = ca::PublicKey::FromLine(KeyLineOf(key).value_or(""));
+      std::string fp = k.ok() ? std::string(k->type_name()) + " " + k->Fingerprint()
+                              : std::string("an unreadable key");
+      if (std::find(refused_keys_.begin(), refused_keys_.end(), fp) == refused_keys_.end()) {
+        refused_keys_.push_back(fp);
+      }
+    }
     if (state == SSH_PUBLICKEY_STATE_VALID) {
       Log("refused key " + KeyLineOf(key).value_or("?").substr(0, 80) + " from " + remote_addr_ +
           " for '" + user + "': not a bastion user's key");
@@ -511,6 +591,7 @@ void Session::SendInfo(ssh_message m, const std::string& text) {
 
 // Shows text, then fails the authentication on the client's answer.
 void Session::Fail(ssh_message m, const std::string& text) {
+  if (refusal_.empty()) refusal_ = text;
   Log("login of " + person_ + " from " + remote_addr_ + " as " + ssh_user_ +
       " refused: " + text);
   auth_ = AuthState::kFailing;
@@ -590,6 +671,10 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
   StatusOr<ca::Certificate> cert = ca::Certificate::FromLine(d.certificate);
   if (!cert.ok()) return InternalError("the broker sent an unreadable certificate");
   cert_serial_ = cert->fields().serial;
+  for (const ca::CertOption& ext : cert->fields().extensions) {
+    if (ext.name == "permit-port-forwarding") allow_port_forwarding_ = true;
+    if (ext.name == "permit-agent-forwarding") allow_agent_forwarding_ = true;
+  }
   std::string b64 = d.certificate.substr(d.certificate.find(' ') + 1);
   b64 = b64.substr(0, b64.find(' '));
   std::string type(cert->type_name());
@@ -603,6 +688,18 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
     return PermissionDeniedError("target " + where + " refused the certificate for " + login_ +
                                  " (does it trust the jitgate CA: TrustedUserCAKeys?)");
   }
+  // Channels the target opens toward us: connections to a remote forward
+  // (message callback) and agent requests (callback); anything else is
+  // refused by libssh's default answer.
+  up_cb_ = {};
+  up_cb_.userdata = this;
+  up_cb_.channel_open_request_auth_agent_function = [](ssh_session, void* u) {
+    return Of(u)->OnUpstreamAgentOpen();
+  };
+  ssh_callbacks_init(&up_cb_);
+  ssh_set_callbacks(up_, &up_cb_);
+  ssh_set_message_callback(
+      up_, [](ssh_session, ssh_message m, void* u) { return Of(u)->OnUpstreamMessage(m); }, this);
   return OkStatus();
 }
 
@@ -611,7 +708,7 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
 // OpenSSH client answers zero-prompt rounds at once, so the person sees the
 // lines as they come.
 int Session::OnMessage(ssh_message m) {
-  if (ssh_message_type(m) != SSH_REQUEST_AUTH) return 1;
+  if (ssh_message_type(m) != SSH_REQUEST_AUTH) return OnClientMessage(m);
   if (ssh_message_subtype(m) != SSH_AUTH_METHOD_INTERACTIVE || person_.empty()) {
     return 1;  // default: failure
   }
@@ -862,6 +959,9 @@ void SetChannelCallbacks(Session* s) {
   c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
     Of(u)->client_closed_ = true;
   };
+  c.channel_auth_agent_req_function = [](ssh_session, ssh_channel, void* u) {
+    Of(u)->OnAgentRequest();
+  };
   c.channel_signal_function = [](ssh_session, ssh_channel, const char* sig, void* u) {
     Session* self = Of(u);
     if (self->uchan_ != nullptr && sig != nullptr) {
@@ -891,6 +991,372 @@ void SetChannelCallbacks(Session* s) {
   };
   ssh_callbacks_init(&up);
   ssh_set_channel_callbacks(s->uchan_, &up);
+}
+
+// --- Audit events -------------------------------------------------------------
+
+Status Session::Audit(const std::string& event, const std::string& detail) {
+  auto in = [](int64_t ms) { return wire::Deadline::InMillis(RealClock(), ms); };
+  wire::BastionEvent e;
+  e.event = event;
+  e.user = person_;
+  e.remote_addr = remote_addr_;
+  e.ssh_user = ssh_user_.substr(0, wire::kMaxNameField);
+  e.request_id = request_id_;
+  e.session = rec_ != nullptr ? rec_->session_id() : "";
+  e.detail = detail.substr(0, wire::kMaxMessageField);
+  ASSIGN_OR_RETURN(wire::Client c,
+                   wire::Client::Connect(config_.broker.socket, in(kAuditTimeoutMs),
+                                         "jitgate-bastion"));
+  ASSIGN_OR_RETURN(wire::Message answer, c.Call(e, in(kAuditTimeoutMs)));
+  if (const auto* err = std::get_if<wire::Error>(&answer)) {
+    return FailedPreconditionError("the broker refused the audit event: " + err->message);
+  }
+  if (!std::holds_alternative<wire::BastionEventAck>(answer)) {
+    return DataLossError("the broker answered the audit event with something else");
+  }
+  return OkStatus();
+}
+
+// A connection that ends without a login says why once: the first refusal
+// shown to the person, or the keys it offered that name nobody. Connections
+// that offered nothing (port scanners) leave no event.
+void Session::AuditRefusedLogin() {
+  std::string why = !refusal_.empty() ? refusal_ : auth_error_;
+  if (why.empty() && !refused_keys_.empty()) {
+    why = "offered ";
+    for (size_t i = 0; i < refused_keys_.size(); ++i) {
+      why += (i > 0 ? ", " : "") + refused_keys_[i];
+    }
+    why += ": not a bastion user's key";
+  }
+  if (why.empty()) return;
+  if (Status s = Audit("login_refused", why); !s.ok()) {
+    Log("login_refused not audited: " + s.message());
+  }
+}
+
+// --- Forwarding ---------------------------------------------------------------
+
+int Session::OnClientMessage(ssh_message m) {
+  if (ssh_message_type(m) == SSH_REQUEST_CHANNEL_OPEN &&
+      ssh_message_subtype(m) == SSH_CHANNEL_DIRECT_TCPIP) {
+    return OnDirectTcpip(m);
+  }
+  if (ssh_message_type(m) == SSH_REQUEST_GLOBAL) return OnGlobalRequest(m);
+  if (ssh_message_type(m) == SSH_REQUEST_CHANNEL_OPEN && authenticated_) {
+    // x11 and anything else a client may try.
+    RefuseForward("a channel of another type", "the bastion relays only session, "
+                                                "direct-tcpip and agent channels");
+  }
+  return 1;  // libssh's default answer: refused
+}
+
+void Session::RefuseForward(const std::string& what, const std::string& why) {
+  Log("refused " + what + " for " + person_ + " from " + remote_addr_ + ": " + why);
+  if (refusals_audited_ >= kMaxAuditedRefusals) return;
+  ++refusals_audited_;
+  if (Status s = Audit("forward_refused", what + ": " + why); !s.ok()) {
+    Log("forward_refused not audited: " + s.message());
+  }
+}
+
+int Session::OnDirectTcpip(ssh_message m) {
+  const char* host = ssh_message_channel_request_open_destination(m);
+  const char* orig = ssh_message_channel_request_open_originator(m);
+  int port = ssh_message_channel_request_open_destination_port(m);
+  int oport = ssh_message_channel_request_open_originator_port(m);
+  std::string what = "direct-tcpip to " + std::string(host != nullptr ? host : "?").substr(0, 256) +
+                     ":" + std::to_string(port) + " from " +
+                     std::string(orig != nullptr ? orig : "?").substr(0, 64) + ":" +
+                     std::to_string(oport);
+  if (!authenticated_) return 1;
+  if (!allow_port_forwarding_) {
+    RefuseForward(what, "not permitted by the policy (its certificate has no "
+                        "permit-port-forwarding)");
+    return 1;
+  }
+  if (!started_ || finished_ || rec_ == nullptr) {
+    RefuseForward(what, "no recorded session is running (forwards are relayed only alongside a "
+                        "shell or command: ssh -N and -W are not supported)");
+    return 1;
+  }
+  if (forwards_.size() >= kMaxForwards) {
+    RefuseForward(what, "too many forwarded connections (" + std::to_string(kMaxForwards) + ")");
+    return 1;
+  }
+  if (host == nullptr || orig == nullptr || port <= 0 || port > 65535) return 1;
+  ssh_channel u = ssh_channel_new(up_);
+  if (u == nullptr) return 1;
+  if (ssh_channel_open_forward(u, host, port, orig, oport) != SSH_OK) {
+    RefuseForward(what, std::string("the target refused it: ") + ssh_get_error(up_));
+    ssh_channel_free(u);
+    return 1;
+  }
+  // Fail closed: a forward the audit trail does not know of does not open.
+  if (Status s = Audit("forward_opened", what); !s.ok()) {
+    Log("refused " + what + ": cannot audit it: " + s.message());
+    ssh_channel_close(u);
+    ssh_channel_free(u);
+    return 1;
+  }
+  ssh_channel c = ssh_message_channel_request_open_reply_accept(m);
+  if (c == nullptr) {
+    ssh_channel_close(u);
+    ssh_channel_free(u);
+    return 0;
+  }
+  auto f = std::make_unique<Forward>();
+  f->session = this;
+  f->kind = "direct-tcpip";
+  f->what = what;
+  f->ch[Forward::kClient] = c;
+  f->ch[Forward::kUpstream] = u;
+  SetForwardCallbacks(f.get(), Forward::kClient);
+  SetForwardCallbacks(f.get(), Forward::kUpstream);
+  Log(person_ + " opened " + what + " on " + target_name_);
+  forwards_.push_back(std::move(f));
+  return 0;
+}
+
+// Remote forwards (ssh -R): the target listens, and connections to it come
+// back as channels the target opens (OnUpstreamMessage).
+int Session::OnGlobalRequest(ssh_message m) {
+  int sub = ssh_message_subtype(m);
+  if (sub != SSH_GLOBAL_REQUEST_TCPIP_FORWARD && sub != SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD) {
+    return 1;
+  }
+  const char* addr = ssh_message_global_request_address(m);
+  int port = ssh_message_global_request_port(m);
+  std::string a = std::string(addr != nullptr ? addr : "").substr(0, 256);
+  std::string what = "tcpip-forward on the target's " + (a.empty() ? "*" : a) + ":" +
+                     std::to_string(port);
+  if (!authenticated_ || up_ == nullptr || port < 0 || port > 65535) return 1;
+  if (sub == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD) {
+    if (!allow_port_forwarding_) return 1;
+    if (ssh_channel_cancel_forward(up_, a.c_str(), port) != SSH_OK) return 1;
+    ssh_message_global_request_reply_success(m, 0);
+    return 0;
+  }
+  if (!allow_port_forwarding_) {
+    RefuseForward(what, "not permitted by the policy (its certificate has no "
+                        "permit-port-forwarding)");
+    return 1;
+  }
+  int bound = 0;
+  if (ssh_channel_listen_forward(up_, a.c_str(), port, &bound) != SSH_OK) {
+    RefuseForward(what, std::string("the target refused it: ") + ssh_get_error(up_));
+    return 1;
+  }
+  if (port == 0) what += " (bound " + std::to_string(bound) + ")";
+  if (Status s = Audit("forward_opened", what); !s.ok()) {
+    Log("refused " + what + ": cannot audit it: " + s.message());
+    ssh_channel_cancel_forward(up_, a.c_str(), port == 0 ? bound : port);
+    return 1;
+  }
+  Log(person_ + " opened " + what + " on " + target_name_);
+  ssh_message_global_request_reply_success(m, static_cast<uint16_t>(bound));
+  return 0;
+}
+
+int Session::OnUpstreamMessage(ssh_message m) {
+  if (ssh_message_type(m) != SSH_REQUEST_CHANNEL_OPEN ||
+      ssh_message_subtype(m) != SSH_CHANNEL_FORWARDED_TCPIP || !allow_port_forwarding_ ||
+      finished_ || forwards_.size() >= kMaxForwards) {
+    return 1;
+  }
+  const char* host = ssh_message_channel_request_open_destination(m);
+  const char* orig = ssh_message_channel_request_open_originator(m);
+  if (host == nullptr || orig == nullptr) return 1;
+  ssh_channel u = ssh_message_channel_request_open_reply_accept(m);
+  if (u == nullptr) return 0;
+  auto f = std::make_unique<Forward>();
+  f->session = this;
+  f->kind = "forwarded-tcpip";
+  f->open_host = std::string(host).substr(0, 256);
+  f->open_port = ssh_message_channel_request_open_destination_port(m);
+  f->orig_host = std::string(orig).substr(0, 64);
+  f->orig_port = ssh_message_channel_request_open_originator_port(m);
+  f->what = "forwarded-tcpip from " + f->orig_host + ":" + std::to_string(f->orig_port) +
+            " to the target's " + f->open_host + ":" + std::to_string(f->open_port);
+  f->ch[Forward::kUpstream] = u;
+  SetForwardCallbacks(f.get(), Forward::kUpstream);
+  forwards_.push_back(std::move(f));
+  return 0;
+}
+
+ssh_channel Session::OnUpstreamAgentOpen() {
+  if (!agent_forwarded_ || finished_ || forwards_.size() >= kMaxForwards) return nullptr;
+  ssh_channel u = ssh_channel_new(up_);
+  if (u == nullptr) return nullptr;
+  auto f = std::make_unique<Forward>();
+  f->session = this;
+  f->kind = "auth-agent";
+  f->what = "agent request from " + target_name_;
+  f->ch[Forward::kUpstream] = u;
+  SetForwardCallbacks(f.get(), Forward::kUpstream);
+  forwards_.push_back(std::move(f));
+  return u;
+}
+
+// The client asked for agent forwarding on its session channel (OpenSSH
+// sends it before the shell starts, and wants no answer).
+void Session::OnAgentRequest() {
+  if (agent_forwarded_ || started_ || uchan_ == nullptr) return;
+  if (!allow_agent_forwarding_) {
+    RefuseForward("agent forwarding", "not permitted by the policy (its certificate has no "
+                                      "permit-agent-forwarding)");
+    return;
+  }
+  if (Status s = Audit("agent_forwarded", "agent forwarding to " + target_name_ + " as " + login_);
+      !s.ok()) {
+    Log("refused agent forwarding: cannot audit it: " + s.message());
+    return;
+  }
+  if (ssh_channel_request_auth_agent(uchan_) != SSH_OK) {
+    Log("the target refused agent forwarding: " + std::string(ssh_get_error(up_)));
+    return;
+  }
+  agent_forwarded_ = true;
+}
+
+void Session::SetForwardCallbacks(Forward* f, int side) {
+  ssh_channel_callbacks_struct& c = f->cb[side];
+  c = {};
+  c.userdata = f;
+  if (side == Forward::kClient) {
+    c.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
+                                 void* u) {
+      Forward* fw = static_cast<Forward*>(u);
+      return fw->session->OnForwardData(fw, Forward::kClient, data, len);
+    };
+    c.channel_eof_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Forward*>(u)->eof[Forward::kClient] = true;
+    };
+    c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Forward*>(u)->closed[Forward::kClient] = true;
+    };
+  } else {
+    c.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
+                                 void* u) {
+      Forward* fw = static_cast<Forward*>(u);
+      return fw->session->OnForwardData(fw, Forward::kUpstream, data, len);
+    };
+    c.channel_eof_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Forward*>(u)->eof[Forward::kUpstream] = true;
+    };
+    c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Forward*>(u)->closed[Forward::kUpstream] = true;
+    };
+  }
+  ssh_callbacks_init(&c);
+  ssh_set_channel_callbacks(f->ch[side], &c);
+}
+
+int Session::OnForwardData(Forward* f, int side, const void* data, uint32_t len) {
+  ssh_channel to = f->ch[1 - side];
+  if (f->closed[1 - side]) return static_cast<int>(len);  // nobody left to take it
+  int w = 0;
+  if (to != nullptr && !finished_) {
+    uint32_t n = std::min(len, ssh_channel_window_size(to));
+    if (n > 0) w = std::max(0, ssh_channel_write(to, data, n));
+  }
+  f->bytes[side] += static_cast<uint64_t>(w);
+  f->held[side] = static_cast<uint32_t>(w) < len;
+  return w;
+}
+
+// Channels the target opened wait for their client side: open it now (this
+// waits for the client's answer, like opening a session channel upstream).
+void Session::OpenPendingForwards() {
+  for (auto& f : forwards_) {
+    if (f->ch[Forward::kClient] != nullptr || f->closed[Forward::kUpstream] || finished_) continue;
+    ssh_channel c = ssh_channel_new(client_);
+    int rc = SSH_ERROR;
+    if (c != nullptr && f->kind == "auth-agent") {
+      rc = ssh_channel_open_auth_agent(c);
+    } else if (c != nullptr && started_ && rec_ != nullptr) {
+      if (Status s = Audit("forward_opened", f->what); !s.ok()) {
+        Log("refused " + f->what + ": cannot audit it: " + s.message());
+      } else {
+        rc = ssh_channel_open_reverse_forward(c, f->open_host.c_str(), f->open_port,
+                                              f->orig_host.c_str(), f->orig_port);
+      }
+    }
+    if (rc != SSH_OK) {
+      if (c != nullptr) ssh_channel_free(c);
+      if (f->kind != "auth-agent") Log("cannot open " + f->what + " toward the client");
+      f->closed[Forward::kClient] = true;  // EndForward closes the target's side
+      f->kind += f->kind == "auth-agent" ? "" : " (refused)";
+      continue;
+    }
+    f->ch[Forward::kClient] = c;
+    SetForwardCallbacks(f.get(), Forward::kClient);
+    f->held[Forward::kUpstream] = true;  // what arrived meanwhile
+  }
+}
+
+void Session::PumpForwards() {
+  uint8_t buf[kPumpBuffer];
+  for (auto& f : forwards_) {
+    for (int side = 0; side < 2; ++side) {
+      ssh_channel from = f->ch[side];
+      ssh_channel to = f->ch[1 - side];
+      while (f->held[side] && from != nullptr && to != nullptr && !f->closed[1 - side] &&
+             !finished_) {
+        uint32_t win = ssh_channel_window_size(to);
+        if (win == 0) break;
+        if (ssh_channel_poll(from, 0) <= 0) {
+          f->held[side] = false;
+          break;
+        }
+        int n = ssh_channel_read_nonblocking(from, buf, std::min<uint32_t>(win, sizeof(buf)), 0);
+        if (n <= 0) break;
+        ssh_channel_write(to, buf, static_cast<uint32_t>(n));
+        f->bytes[side] += static_cast<uint64_t>(n);
+      }
+      // EOF follows the data before it.
+      if (f->eof[side] && !f->held[side] && !f->eof_sent[side] && to != nullptr &&
+          !f->closed[1 - side]) {
+        ssh_channel_send_eof(to);
+        f->eof_sent[side] = true;
+      }
+    }
+  }
+  // A side that closed ends its forward once its data has gone.
+  for (size_t i = 0; i < forwards_.size();) {
+    Forward* f = forwards_[i].get();
+    bool over = (f->closed[0] && !f->held[0]) || (f->closed[1] && !f->held[1]);
+    if (!over) {
+      ++i;
+      continue;
+    }
+    EndForward(f);
+    forwards_.erase(forwards_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
+// Closes both sides and frees them; port forwards that were opened leave a
+// forward_closed event with their byte counts.
+void Session::EndForward(Forward* f) {
+  bool opened = f->ch[Forward::kClient] != nullptr && f->ch[Forward::kUpstream] != nullptr;
+  for (int side = 0; side < 2; ++side) {
+    ssh_channel ch = f->ch[side];
+    if (ch == nullptr) continue;
+    ssh_remove_channel_callbacks(ch, &f->cb[side]);
+    if (!f->closed[side] && ssh_channel_is_open(ch)) ssh_channel_close(ch);
+    ssh_channel_free(ch);
+    f->ch[side] = nullptr;
+  }
+  if (opened && f->kind != "auth-agent") {
+    std::string detail = f->what + ": " + std::to_string(f->bytes[Forward::kClient]) +
+                         " bytes from the client, " + std::to_string(f->bytes[Forward::kUpstream]) +
+                         " bytes from the target";
+    Log(person_ + " closed " + detail);
+    if (Status s = Audit("forward_closed", detail); !s.ok()) {
+      Log("forward_closed not audited: " + s.message());
+    }
+  }
 }
 
 // --- Relay ------------------------------------------------------------------
@@ -988,6 +1454,10 @@ int Session::Relay() {
       }
     }
     Pump();
+    if (!forwards_.empty()) {
+      OpenPendingForwards();
+      PumpForwards();
+    }
     auto now = std::chrono::steady_clock::now();
     if (!rec_error_.ok()) {
       Finish("recording failed", "recording failed (" + rec_error_.message() +
@@ -1023,6 +1493,9 @@ int Session::Relay() {
       break;
     }
   }
+  // Forwards end with the session.
+  for (auto& f : forwards_) EndForward(f.get());
+  forwards_.clear();
   // The end of the session goes into the store first (what the auditor sees
   // when the client has returned is complete), then the client hears it.
   int rc = 0;
@@ -1129,6 +1602,7 @@ int Session::Run() {
   ssh_event_remove_session(ev, client_);
   ssh_event_free(ev);
   alarm(0);
+  if (!authenticated_) AuditRefusedLogin();
   if (!authenticated_ || !started_) {
     if (!rec_error_.ok() && cchan_ != nullptr) {
       std::string line = "jitgate: session not started: it cannot be recorded (" +

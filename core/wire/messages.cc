@@ -404,6 +404,16 @@ void Layout(IO& io, M& m) {
   } else if constexpr (std::is_same_v<T, SessionTerminated>) {
     io.Str("by", m.by, kMaxLabelField, StrKind::kNonEmpty);
     io.Str("comment", m.comment, kMaxCommentField);
+  } else if constexpr (std::is_same_v<T, BastionEvent>) {
+    io.Str("event", m.event, kMaxLabelField, StrKind::kNonEmpty);
+    io.Str("user", m.user, kMaxNameField);
+    io.Str("remote_addr", m.remote_addr, kMaxAddressField);
+    io.Str("ssh_user", m.ssh_user, kMaxNameField);
+    io.Str("request_id", m.request_id, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+    io.Str("session", m.session, kMaxRequestIdLength, StrKind::kIdOrEmpty);
+    io.Str("detail", m.detail, kMaxMessageField);
+  } else if constexpr (std::is_same_v<T, BastionEventAck>) {
+    // Empty body.
   } else if constexpr (std::is_same_v<T, CaInfo>) {
     io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
     io.U32("max_ttl_seconds", m.max_ttl_seconds);
@@ -491,6 +501,8 @@ StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body) {
       case MessageType::kTerminateSession: return DecodeAs<TerminateSession>(body);
       case MessageType::kSessionTerminateAck: return DecodeAs<SessionTerminateAck>(body);
       case MessageType::kSessionTerminated: return DecodeAs<SessionTerminated>(body);
+      case MessageType::kBastionEvent: return DecodeAs<BastionEvent>(body);
+      case MessageType::kBastionEventAck: return DecodeAs<BastionEventAck>(body);
     }
     return InvalidArgumentError("unknown message type");
   }();

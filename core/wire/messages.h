@@ -340,6 +340,29 @@ struct SessionTerminated {
   friend bool operator==(const SessionTerminated&, const SessionTerminated&) = default;
 };
 
+// Sent by a bastion session process (and accepted from nothing else): what
+// the bastion did outside a recorded session's transcript, for the audit
+// trail (docs/bastion.md, "Audit"). Answered by BastionEventAck once the
+// event is durable in the store, or Error.
+struct BastionEvent {
+  static constexpr MessageType kType = MessageType::kBastionEvent;
+  // "login_refused", "forward_opened", "forward_refused", "forward_closed",
+  // "agent_forwarded".
+  std::string event;
+  std::string user;         // the person, "" if the key named nobody
+  std::string remote_addr;  // the client's address
+  std::string ssh_user;     // the SSH user name as sent ("LOGIN@TARGET")
+  std::string request_id;   // the approval, or ""
+  std::string session;      // the recorded session, or ""
+  std::string detail;       // what and why, one line
+  friend bool operator==(const BastionEvent&, const BastionEvent&) = default;
+};
+
+struct BastionEventAck {
+  static constexpr MessageType kType = MessageType::kBastionEventAck;
+  friend bool operator==(const BastionEventAck&, const BastionEventAck&) = default;
+};
+
 // Any message of protocol version 1.
 using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
                              RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
@@ -347,7 +370,8 @@ using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, 
                              ListCerts, CertList, Revoke, SignHostKey, HostCertificate, GetCaInfo,
                              CaInfo, OpenSession, SessionOpened, SessionData, SessionAck,
                              CloseSession, SessionClosed, TerminateSession,
-                             SessionTerminateAck, SessionTerminated>;
+                             SessionTerminateAck, SessionTerminated, BastionEvent,
+                             BastionEventAck>;
 
 // The wire type of m.
 MessageType TypeOf(const Message& m);

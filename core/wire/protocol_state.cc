@@ -80,6 +80,9 @@ Status ProtocolState::OnClientMessage(const Message& m) {
         case MessageType::kTerminateSession:
           Expect(MessageType::kSessionTerminateAck, false);
           return OkStatus();
+        case MessageType::kBastionEvent:
+          Expect(MessageType::kBastionEventAck, false);
+          return OkStatus();
         default:
           break;
       }

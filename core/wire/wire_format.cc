@@ -8,7 +8,7 @@ namespace jitgate::wire {
 bool IsKnownMessageType(uint8_t type) {
   return (type >= 0x01 && type <= 0x03) || (type >= 0x10 && type <= 0x17) ||
          (type >= 0x20 && type <= 0x2d) ||
-         (type >= 0x30 && type <= 0x38);
+         (type >= 0x30 && type <= 0x3a);
 }
 
 std::string MessageTypeName(uint8_t type) {
@@ -47,6 +47,8 @@ std::string MessageTypeName(uint8_t type) {
     case MessageType::kTerminateSession: return "TerminateSession";
     case MessageType::kSessionTerminateAck: return "SessionTerminateAck";
     case MessageType::kSessionTerminated: return "SessionTerminated";
+    case MessageType::kBastionEvent: return "BastionEvent";
+    case MessageType::kBastionEventAck: return "BastionEventAck";
   }
   char buf[16];
   std::snprintf(buf, sizeof(buf), "type 0x%02x", unsigned(type));
@@ -73,6 +75,7 @@ bool IsClientToServer(MessageType type) {
     case MessageType::kSessionData:
     case MessageType::kCloseSession:
     case MessageType::kTerminateSession:
+    case MessageType::kBastionEvent:
       return true;
     default:
       return false;

@@ -73,6 +73,8 @@ enum class MessageType : uint8_t {
   kTerminateSession = 0x36,
   kSessionTerminateAck = 0x37,
   kSessionTerminated = 0x38,
+  kBastionEvent = 0x39,
+  kBastionEventAck = 0x3a,
 };
 
 // True for the 34 types of protocol version 1.

@@ -189,6 +189,9 @@ inline std::vector<Message> SampleMessages() {
   out.push_back(TerminateSession{"k3n8", "end of the maintenance window"});
   out.push_back(SessionTerminateAck{"k3n8v2x9q4m1", true});
   out.push_back(SessionTerminated{"bob", "end of the maintenance window"});
+  out.push_back(BastionEvent{"forward_opened", "alice", "192.0.2.7", "deploy@db1", "7f3a9c02e1",
+                             "k3n8v2x9q4m1", "direct-tcpip to 127.0.0.1:5432 from 127.0.0.1:50022"});
+  out.push_back(BastionEventAck{});
   return out;
 }
 

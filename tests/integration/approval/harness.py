@@ -326,10 +326,16 @@ class Broker:
         return run([BIN["jitgate"], "verify", "--store", self.store_dir, "--key", self.pub],
                    check=False)
 
-    def entries(self, max_entries=10000):
-        """All entries of the store as parsed JSON (stops at the first missing index)."""
+    def tree_size(self):
+        """The number of entries in the store, from its latest checkpoint."""
+        p = run([BIN["jitgate"], "log", "checkpoint", "--store", self.store_dir])
+        return int(p.stdout.splitlines()[1])
+
+    def entries(self, max_entries=10000, start=0):
+        """The entries of the store from index start on, as parsed JSON (stops
+        at the first missing index)."""
         out = []
-        for i in range(max_entries):
+        for i in range(start, start + max_entries):
             p = run([BIN["jitgate"], "log", "entry", "--store", self.store_dir, "--index", str(i),
                      "--json"], check=False)
             if p.returncode != 0:

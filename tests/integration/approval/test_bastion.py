@@ -15,9 +15,11 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -36,6 +38,11 @@ POLICIES = [
     # audited: a human approves, and a reason is required.
     {"name": "reasoned", "match": {"service": ["bastion"], "target_user": ["audited"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "required", "timeout": "60s", "ttl": "10m"},
+    # fwd: approved at once, and its certificate permits port and agent
+    # forwarding (docs/bastion.md, "Forwarding").
+    {"name": "forwarding", "match": {"service": ["bastion"], "target_user": ["fwd"]},
+     "approve": "auto", "reason": "none", "ttl": "10m",
+     "cert": {"extensions": ["permit-agent-forwarding", "permit-port-forwarding", "permit-pty"]}},
     # ops: a human approves.
     {"name": "human", "match": {"service": ["bastion"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "10m"},
@@ -44,7 +51,7 @@ PAM_PERMIT = ("auth     required pam_permit.so\n"
               "account  required pam_permit.so\n"
               "session  required pam_permit.so\n"
               "password required pam_deny.so\n")
-LOGINS = ("deploy", "brief", "ops", "audited")
+LOGINS = ("deploy", "brief", "ops", "audited", "fwd")
 
 
 class BastionTest(harness.IntegrationTest):
@@ -168,6 +175,42 @@ class BastionTest(harness.IntegrationTest):
                            stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout
+
+    def mark(self):
+        """Where the store stands now: its checkpointed size (which may lag
+        behind what is appended) and the time."""
+        return (self.broker.tree_size(), time.time_ns())
+
+    def bastion_events(self, mark, want=1, timeout=30):
+        """The bastion audit events appended since mark; waits until there are
+        at least `want` of them."""
+        start, since = mark
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [d for e in self.broker.entries(start=start) for d in harness._walk_json(e)
+                     if d.get("type") == "bastion" and "bastion" in d and
+                     d["time_unix_nanos"] >= since]
+            if len(found) >= want or time.monotonic() > deadline:
+                return found
+
+    def wait_session(self, command, timeout=30):
+        """Waits until the recorded session running command has started
+        (forwards are relayed only alongside it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(s.get("command") == command for s in self.sessions()):
+                return
+            time.sleep(0.1)
+        raise AssertionError("no session for %r after %d s" % (command, timeout))
+
+    def wait_listening(self, port, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return socket.create_connection(("127.0.0.1", port), timeout=5)
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("nothing listens on 127.0.0.1:%d after %d s" % (port, timeout))
 
     # ---- tests ----
 
@@ -374,6 +417,132 @@ class BastionTest(harness.IntegrationTest):
         s = self.session_for(cmd)
         self.assertEqual(s["end_reason"], "target connection lost")
 
+    def test_local_port_forward_is_relayed_and_audited_when_the_policy_permits_it(self):
+        echo = EchoServer()
+        self.addCleanup(echo.close)
+        local = harness.free_port()
+        start = self.mark()
+        cmd = "sleep 60 # forward"
+        b = Background(self.ssh_argv("fwd", command=cmd, extra=(
+            "-o", "ExitOnForwardFailure=yes", "-L", "%d:127.0.0.1:%d" % (local, echo.port))),
+            self.dir, "ssh-forward")
+        self.bg.append(b)
+        self.wait_session(cmd)
+        payload = os.urandom(3 << 20)
+        got = echo_through(self.wait_listening(local), payload)
+        self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(payload).hexdigest())
+        events = self.bastion_events(start, want=2)
+        kinds = [e["bastion"]["event"] for e in events]
+        self.assertIn("forward_opened", kinds, events)
+        self.assertIn("forward_closed", kinds, events)
+        opened = events[kinds.index("forward_opened")]
+        closed = events[kinds.index("forward_closed")]
+        self.assertEqual(opened["actor"], "alice")
+        self.assertEqual(opened["bastion"]["ssh_user"], "fwd@db1")
+        self.assertIn("direct-tcpip to 127.0.0.1:%d" % echo.port, opened["comment"])
+        self.assertIn("%d bytes from the client, %d bytes from the target" %
+                      (len(payload), len(payload)), closed["comment"])
+        # The forward belongs to the recorded session and its approval.
+        sid = self.session_for(cmd)["id"]
+        self.assertEqual(opened["session"], sid)
+        self.assertEqual(closed["session"], sid)
+        self.assertTrue(opened["request"])
+        b.kill()
+
+    def test_remote_port_forward_is_relayed_when_the_policy_permits_it(self):
+        echo = EchoServer()
+        self.addCleanup(echo.close)
+        remote = harness.free_port()
+        start = self.mark()
+        cmd = "sleep 60 # remote"
+        b = Background(self.ssh_argv("fwd", command=cmd, extra=(
+            "-o", "ExitOnForwardFailure=yes", "-R", "%d:127.0.0.1:%d" % (remote, echo.port))),
+            self.dir, "ssh-remote-forward")
+        self.bg.append(b)
+        # The target's sshd listens on `remote`; what connects there reaches
+        # the echo service on the client's side.
+        self.wait_session(cmd)
+        payload = os.urandom(1 << 20)
+        got = echo_through(self.wait_listening(remote), payload)
+        self.assertEqual(got, payload)
+        events = self.bastion_events(start, want=3)
+        comments = [e["comment"] for e in events if e["bastion"]["event"] == "forward_opened"]
+        self.assertTrue(any("tcpip-forward on the target's" in c and str(remote) in c
+                            for c in comments), events)
+        self.assertTrue(any(c.startswith("forwarded-tcpip from") for c in comments), events)
+        b.kill()
+
+    def test_port_forwarding_is_refused_and_audited_without_the_policy(self):
+        echo = EchoServer()
+        self.addCleanup(echo.close)
+        local = harness.free_port()
+        start = self.mark()
+        cmd = "sleep 60 # no forward"
+        b = Background(self.ssh_argv("deploy", command=cmd, extra=(
+            "-L", "%d:127.0.0.1:%d" % (local, echo.port))), self.dir, "ssh-no-forward")
+        self.bg.append(b)
+        self.wait_session(cmd)
+        try:
+            got = echo_through(self.wait_listening(local), b"must not arrive")
+        except ConnectionResetError:
+            got = b""  # ssh closed the connection it could not forward
+        self.assertEqual(got, b"")
+        events = self.bastion_events(start)
+        self.assertEqual([e["bastion"]["event"] for e in events], ["forward_refused"], events)
+        self.assertIn("permit-port-forwarding", events[0]["comment"])
+        self.assertEqual(events[0]["bastion"]["ssh_user"], "deploy@db1")
+        b.kill()
+        self.assertIn("open failed", b.stderr)
+
+    def test_agent_forwarding_follows_the_policy(self):
+        agent_sock = os.path.join(self.dir, "agent.sock")
+        agent = subprocess.Popen(["ssh-agent", "-D", "-a", agent_sock],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (agent.kill(), agent.wait()))
+        deadline = time.monotonic() + 10
+        while not os.path.exists(agent_sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env = dict(os.environ, SSH_AUTH_SOCK=agent_sock)
+        run(["ssh-add", self.keys["mallory"]], env=env)
+        fp = run(["ssh-keygen", "-lf", self.keys["mallory"] + ".pub"]).stdout.split()[1]
+        start = self.mark()
+        p = subprocess.run(self.ssh_argv("fwd", command="ssh-add -l", extra=("-A",)), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(fp, p.stdout)
+        events = self.bastion_events(start)
+        self.assertEqual([e["bastion"]["event"] for e in events], ["agent_forwarded"], events)
+        # Without permit-agent-forwarding the target sees no agent.
+        start = self.mark()
+        p = subprocess.run(self.ssh_argv("deploy", command="ssh-add -l", extra=("-A",)),
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertNotIn(fp, p.stdout)
+        events = self.bastion_events(start)
+        self.assertEqual([e["bastion"]["event"] for e in events], ["forward_refused"], events)
+        self.assertIn("permit-agent-forwarding", events[0]["comment"])
+
+    def test_refused_logins_are_audited(self):
+        start = self.mark()
+        p = self.ssh("deploy", target="nowhere", command="true", batch=False)
+        self.assertEqual(p.returncode, 255)
+        p = self.ssh("deploy", command="true", user="mallory")
+        self.assertEqual(p.returncode, 255)
+        events = self.bastion_events(start, want=2)
+        self.assertEqual([e["bastion"]["event"] for e in events],
+                         ["login_refused", "login_refused"], events)
+        unknown, stranger = events
+        self.assertEqual(unknown["actor"], "alice")
+        self.assertEqual(unknown["bastion"]["ssh_user"], "deploy@nowhere")
+        self.assertIn("unknown target 'nowhere'", unknown["comment"])
+        self.assertEqual(unknown["bastion"]["remote_addr"], "127.0.0.1")
+        fp = run(["ssh-keygen", "-lf", self.keys["mallory"] + ".pub"]).stdout.split()[1]
+        self.assertEqual(stranger["actor"], "")
+        self.assertEqual(stranger["bastion"]["ssh_user"], "deploy@db1")
+        self.assertIn(fp, stranger["comment"])
+        self.assertIn("not a bastion user's key", stranger["comment"])
+
     def test_fifty_concurrent_sessions_complete_and_the_store_verifies(self):
         def one(i):
             cmd = "echo concurrent-%d; head -c %d /dev/zero | wc -c" % (i, 100000 + i)
@@ -396,6 +565,56 @@ class BastionTest(harness.IntegrationTest):
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+class EchoServer:
+    """A TCP echo service on 127.0.0.1 (what a forward reaches)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn):
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def echo_through(conn, payload):
+    """Sends payload on conn, shuts down writing, returns all that comes back."""
+    def send():
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    got = bytearray()
+    conn.settimeout(60)
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += data
+    t.join(60)
+    conn.close()
+    return bytes(got)
 
 
 if __name__ == "__main__":
