@@ -148,6 +148,23 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// sshd hands an sftp subsystem request to a ForceCommand as the subsystem's
+// configured command. "internal-sftp" exists only inside sshd, so run the
+// same server as a program (sftp-server takes internal-sftp's options);
+// anything else is returned unchanged.
+std::string MapSftpSubsystem(const std::string& command) {
+  static constexpr std::string_view kInternal = "internal-sftp";
+  if (command.compare(0, kInternal.size(), kInternal) != 0 ||
+      (command.size() > kInternal.size() && command[kInternal.size()] != ' ')) {
+    return command;
+  }
+  for (const char* server : {"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                             "/usr/libexec/sftp-server"}) {
+    if (access(server, X_OK) == 0) return server + command.substr(kInternal.size());
+  }
+  return command;
+}
+
 const char* Env(const char* name) {
   const char* v = getenv(name);
   return v != nullptr ? v : "";
@@ -302,7 +319,7 @@ int Main(int argc, char** argv) {
   if (args.command) {
     command = *args.command;
   } else if (getenv("SSH_ORIGINAL_COMMAND") != nullptr) {
-    command = Env("SSH_ORIGINAL_COMMAND");
+    command = MapSftpSubsystem(Env("SSH_ORIGINAL_COMMAND"));
   }
   RelayOptions relay;
   relay.path = shell;

@@ -40,7 +40,8 @@ class RecordedLoginTest(harness.IntegrationTest):
         cls.socket = os.path.join(cls.cdir, "jitgated.sock")
         cls.alice = SshUser("alice", cls.cdir)
         cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-rec", PAM_PERMIT,
-                        extra_config="ForceCommand %s --socket %s --host db1\n" %
+                        extra_config="Subsystem sftp internal-sftp\n"
+                        "ForceCommand %s --socket %s --host db1\n" %
                         (harness.BIN["rec"], cls.socket))
         cls.sshd.start()
 
@@ -231,6 +232,33 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.assertTrue(s["command"].startswith("scp -t"), s["command"])
         self.assertEqual(s["exit_status"], 0)
         self.assertGreaterEqual(s["bytes_in"], 16 << 20)  # the file went through the recorder
+
+    def test_sftp_through_a_recorded_login_works_and_is_recorded(self):
+        import hashlib
+        self.broker.start()
+        src = os.path.join(self.dir, "sftp-src")
+        back = os.path.join(self.dir, "sftp-back")
+        with open(src, "wb") as f:
+            f.write(os.urandom(4 << 20))
+        batch = os.path.join(self.dir, "sftp-batch")
+        harness.write(batch, "put %s /home/alice/sftp-copy\nget /home/alice/sftp-copy %s\n"
+                      % (src, back))
+        # The subsystem request reaches jitgate-rec as SSH_ORIGINAL_COMMAND
+        # "internal-sftp", which it runs as the sftp-server program.
+        p = run(["sftp", "-q", "-b", batch, "-P", str(self.sshd.port), "-i", self.alice.key,
+                 "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-F", "/dev/null",
+                 "alice@127.0.0.1"], check=False, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(src, "rb") as a, open(back, "rb") as b:
+            self.assertEqual(hashlib.sha256(a.read()).hexdigest(),
+                             hashlib.sha256(b.read()).hexdigest())
+        [s] = self.sessions()
+        self.assertTrue(s["command"].endswith("sftp-server"), s["command"])
+        self.assertEqual(s["exit_status"], 0)
+        # Both directions went through the recorder.
+        self.assertGreaterEqual(s["bytes_in"], 4 << 20)
+        self.assertGreaterEqual(s["bytes_out"], 4 << 20)
 
     def test_no_broker_no_session(self):
         # The broker is not running: the command must not run at all.
