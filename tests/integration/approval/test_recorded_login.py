@@ -8,7 +8,8 @@ with the real `jitgate sessions`, `replay` and `export`; root ends a live
 login with `jitgate terminate`, which alice may not. alice is one of the
 broker's submitters here, so that her unprivileged jitgate-rec may record;
 deployments install jitgate-rec setgid to `broker.recorder_group` instead
-(tested in broker_server_test, RecorderGroupRecordsOnlyItsOwnUser).
+(test_setgid_install_records_an_ordinary_user, and broker_server_test's
+RecorderGroupRecordsOnlyItsOwnUser).
 
 Usage: test_recorded_login.py --jitgated PATH --jitgate PATH --rec PATH [unittest args]
 """
@@ -259,6 +260,58 @@ class RecordedLoginTest(harness.IntegrationTest):
         # Both directions went through the recorder.
         self.assertGreaterEqual(s["bytes_in"], 4 << 20)
         self.assertGreaterEqual(s["bytes_out"], 4 << 20)
+
+    def test_setgid_install_records_an_ordinary_user(self):
+        # docs/jitgate-rec.md, "Deployment": jitgate-rec setgid to
+        # broker.recorder_group records its own user's sessions; alice is
+        # neither root nor a submitter here. Setgid, it talks only to the
+        # default socket, so this broker listens there (/run is private).
+        import grp
+        import shutil
+        run(["groupadd", "-f", "jitrec"])
+        gid = grp.getgrnam("jitrec").gr_gid
+        broker = Broker(os.path.join(self.dir, "sg-broker"), {"oncall": ["root"]},
+                        [{"name": "nothing", "match": {"service": ["none"]}, "approve": "deny"}],
+                        socket_path="/run/jitgate/jitgated.sock")
+        text = read(broker.config).replace("  submitters: [root]",
+                                           "  submitters: [root]\n  recorder_group: jitrec")
+        harness.write(broker.config, text)
+        broker.start()
+        self.addCleanup(broker.stop)
+        self.add_diag("setgid broker log", lambda: read(broker.log_path))
+        sg = "/run/jitgate-rec-setgid"
+        plain = "/run/jitgate-rec-plain"
+        for path in (sg, plain):
+            shutil.copy(harness.BIN["rec"], path)
+        os.chown(sg, 0, gid)
+        os.chmod(sg, 0o2755)
+        os.chmod(plain, 0o755)
+        cmd = "echo setgid-$((6*7)); id -G; exit 3"
+        p = run(harness.as_user("alice", [sg, "-c", cmd]), check=False)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "setgid-42")
+        # The session itself does not keep the recorder's group.
+        self.assertNotIn(str(gid), lines[1].split())
+        sessions = json.loads(run([harness.BIN["jitgate"], "sessions", "--json", "--store",
+                                   broker.store_dir]).stdout)["sessions"]
+        self.assertEqual([(x["user"], x["command"], x["exit_status"]) for x in sessions],
+                         [("alice", cmd, 3)])
+        raw = run([harness.BIN["jitgate"], "replay", sessions[0]["id"], "--raw", "--no-safe",
+                   "--store", broker.store_dir]).stdout
+        self.assertIn("setgid-42", raw)
+        # Without the setgid bit alice's jitgate-rec may not record, and runs
+        # nothing.
+        p = run(harness.as_user("alice", [plain, "-c", "echo never"]), check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertNotIn("never", p.stdout)
+        self.assertIn("session not recorded", p.stderr)
+        # Setgid, it cannot be pointed at another broker.
+        p = run(harness.as_user("alice", [sg, "--socket", self.socket, "-c", "echo never"]),
+                check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertNotIn("never", p.stdout)
+        self.assertIn("--socket is not allowed when jitgate-rec is setgid", p.stderr)
 
     def test_no_broker_no_session(self):
         # The broker is not running: the command must not run at all.
