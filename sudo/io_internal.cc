@@ -42,12 +42,12 @@ StatusOr<IoOptions> ParseIoOptions(const char* const* options) {
     size_t eq = word.find('=');
     std::string_view key = word.substr(0, eq);
     std::string_view value = eq == std::string_view::npos ? "" : word.substr(eq + 1);
-    if (key == "socket" && eq != std::string_view::npos) {
+    if ((key == "socket" || key == "spool") && eq != std::string_view::npos) {
       if (value.empty() || value[0] != '/') {
-        return InvalidArgumentError("socket must be an absolute path: '" + EscapeForTerminal(word) +
-                                    "'");
+        return InvalidArgumentError(std::string(key) + " must be an absolute path: '" +
+                                    EscapeForTerminal(word) + "'");
       }
-      out.socket = std::string(value);
+      (key == "socket" ? out.socket : out.spool) = std::string(value);
     } else if (key == "timeout" && eq != std::string_view::npos) {
       int64_t t = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
@@ -69,7 +69,7 @@ StatusOr<IoOptions> ParseIoOptions(const char* const* options) {
       out.flush_ms = ms;
     } else {
       return InvalidArgumentError("unknown plugin option '" + EscapeForTerminal(word) +
-                                  "' (known: socket=PATH timeout=SECONDS flush=MS)");
+                                  "' (known: socket=PATH spool=DIR timeout=SECONDS flush=MS)");
     }
   }
   return out;

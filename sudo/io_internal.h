@@ -30,6 +30,11 @@ inline constexpr int64_t kMaxFlushMs = 60'000;
 
 struct IoOptions {
   std::string socket = "/run/jitgate/jitgated.sock";
+  // Spool and forward (docs/jitgate-rec.md "Spool and forward"): every chunk
+  // goes to DIR first, and a session whose broker is away runs on and is
+  // delivered later (`jitgate-rec --forward-spool`). "" = no spool: no
+  // broker, no command.
+  std::string spool;
   // How long a recording call may wait for the broker (connect, the ack
   // window, the one reconnect, the close) before the session fails.
   int64_t timeout_seconds = kDefaultIoTimeoutSeconds;
@@ -39,9 +44,9 @@ struct IoOptions {
 };
 
 // Parses sudo's plugin_options array (NULL-terminated; may be NULL):
-// `socket=PATH timeout=SECONDS flush=MS`, later words overriding earlier
+// `socket=PATH spool=DIR timeout=SECONDS flush=MS`, later words overriding earlier
 // ones. InvalidArgument naming the word for an unknown option, a relative
-// socket path, a timeout that is not an integer in 1..kMaxIoTimeoutSeconds,
+// socket or spool path, a timeout that is not an integer in 1..kMaxIoTimeoutSeconds,
 // or a flush interval that is not one in kMinFlushMs..kMaxFlushMs.
 StatusOr<IoOptions> ParseIoOptions(const char* const* options);
 

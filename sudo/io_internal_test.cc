@@ -36,14 +36,17 @@ TEST(ParseIoOptionsTest, Defaults) {
   EXPECT_EQ(o.socket, "/run/jitgate/jitgated.sock");
   EXPECT_EQ(o.timeout_seconds, 30);
   EXPECT_EQ(o.flush_ms, 200);
+  EXPECT_EQ(o.spool, "");
   EXPECT_TRUE(ParseIoOptions(Argv({}).get()).ok());
 }
 
 TEST(ParseIoOptionsTest, LaterWordsWin) {
   ASSERT_OK_AND_ASSIGN(
       IoOptions o,
-      ParseIoOptions(Argv({"socket=/a.sock", "timeout=5", "flush=10", "timeout=3600"}).get()));
+      ParseIoOptions(Argv({"socket=/a.sock", "timeout=5", "flush=10", "timeout=3600",
+                           "spool=/var/spool/jitgate"}).get()));
   EXPECT_EQ(o.socket, "/a.sock");
+  EXPECT_EQ(o.spool, "/var/spool/jitgate");
   EXPECT_EQ(o.timeout_seconds, 3600);
   EXPECT_EQ(o.flush_ms, 10);
 }
@@ -56,6 +59,7 @@ TEST(ParseIoOptionsTest, Rejects) {
   } cases[] = {
       {__LINE__, "socket=rel.sock", "socket must be an absolute path: 'socket=rel.sock'"},
       {__LINE__, "socket=", "socket must be an absolute path"},
+      {__LINE__, "spool=spool", "spool must be an absolute path: 'spool=spool'"},
       {__LINE__, "timeout=0", "timeout must be 1 to 3600 seconds: 'timeout=0'"},
       {__LINE__, "timeout=3601", "timeout must be 1 to 3600 seconds"},
       {__LINE__, "timeout=5s", "timeout must be 1 to 3600 seconds"},

@@ -119,12 +119,20 @@ void FlushNow(Steady::time_point now) {
   if (!s.ok()) Fail(RecordingFailed(s));
 }
 
+void ArmTimer();
+
 void OnFlushTimer(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
   try {
     if (g_io == nullptr || g_io->client == nullptr) return;
     g_io->timer_armed = false;
     if (g_io->failure.empty() && g_io->pending) FlushNow(Steady::now());
     if (g_io->failure.empty()) CheckTerminated();
+    // Spooling while the broker is away: try it again now and then (Tick
+    // paces the attempts), and keep the timer running until it is back.
+    if (g_io->failure.empty() && g_io->client->spooling() && !g_io->client->connected()) {
+      if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
+      ArmTimer();
+    }
   } catch (...) {
     // Out of memory: the next data callback reports it and rejects.
     if (g_io != nullptr && g_io->failure.empty()) g_io->failure = "jitgate: out of memory";
@@ -229,10 +237,16 @@ int Open(unsigned int version, sudo_printf_t plugin_printf, char* const user_inf
   copts.client_name = kClientName;
   copts.connect_timeout_ms = std::min(state->options.timeout_seconds, kMaxConnectSeconds) * 1000;
   copts.ack_timeout_ms = state->options.timeout_seconds * 1000;
+  copts.spool_dir = state->options.spool;
   StatusOr<std::unique_ptr<recorder::RecordingClient>> client =
       recorder::RecordingClient::Open(copts, *meta);
   if (!client.ok()) return refuse(EscapeForTerminal(client.status().message()));
   state->client = *std::move(client);
+  if (state->client->spooling() && !state->client->connected()) {
+    PrintError(plugin_printf, "jitgate: recording to the local spool " + state->options.spool +
+                                  " (" + EscapeForTerminal(state->client->disconnect_reason()) +
+                                  "); it is delivered when the broker is back");
+  }
   state->no_tty = LookupKey(user_info, "tty").value_or("").empty();
   if (meta->cols != 0 && meta->rows != 0) {
     // The first record is the initial window, as the format recommends. It
@@ -286,6 +300,9 @@ void Close(int exit_status, int error) {
   if (!s.ok() && state->failure.empty()) {
     PrintError(state->printf,
                "jitgate: session end not recorded: " + EscapeForTerminal(s.message()));
+  } else if (s.ok() && !state->client->delivered()) {
+    PrintError(state->printf, "jitgate: session " + state->client->session_id() +
+                                  " kept in the spool until the broker is back");
   }
 }
 

@@ -13,7 +13,7 @@ CLI, and the recording read back with `jitgate sessions`, `replay` and
 command on a pty of its own and logs tty input and output) or with pipes
 (sudo logs stdin, stdout and stderr).
 
-Usage: test_sudo_io.py --jitgated PATH --jitgate PATH --sudo-plugins PATH [unittest args]
+Usage: test_sudo_io.py --jitgated PATH --jitgate PATH --rec PATH --sudo-plugins PATH [unittest args]
 """
 import json
 import os
@@ -83,7 +83,7 @@ def set_sudo_conf(approval_socket, io_socket, io_options=""):
 
 
 class SudoIoTest(harness.IntegrationTest):
-    needs = ("jitgated", "jitgate")
+    needs = ("jitgated", "jitgate", "rec")
 
     @classmethod
     def setUpClass(cls):
@@ -257,6 +257,29 @@ class SudoIoTest(harness.IntegrationTest):
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertFalse(os.path.exists(marker), "the command ran without a recording")
         self.assertIn("jitgate: session not recorded", p.stderr)
+
+    def test_spool_records_while_the_broker_is_down_and_forwarding_delivers_it(self):
+        # With spool=DIR the command runs while the broker is away; its
+        # recording waits in the spool until `jitgate-rec --forward-spool`.
+        spool = os.path.join(self.dir, "spool")
+        os.mkdir(spool, 0o700)
+        set_sudo_conf(None, self.socket, "spool=%s" % spool)
+        p = self.sudo_pipes(["/bin/sh", "-c", "echo spooled-$((6*7)); exit 4"])
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertEqual(p.stdout, "spooled-42\n")
+        self.assertIn("jitgate: recording to the local spool %s" % spool, p.stderr)
+        self.assertIn("kept in the spool until the broker is back", p.stderr)
+        self.assertEqual(len([f for f in os.listdir(spool) if f.endswith(".spool")]), 1)
+        self.broker.start()
+        run([harness.BIN["rec"], "--forward-spool", "--spool", spool, "--socket", self.socket])
+        [s] = self.sessions()
+        self.assertEqual((s["recorder"], s["user"], s["exit_status"]), ("sudo", "alice", 4))
+        self.assertIn("spooled-42", self.raw(s["id"]))
+        self.assertEqual([f for f in os.listdir(spool) if f.endswith(".spool")], [])
+        # Forwarding again delivers nothing twice.
+        run([harness.BIN["rec"], "--forward-spool", "--spool", spool, "--socket", self.socket])
+        self.assertEqual(len(self.sessions()), 1)
+        self.assert_store_verifies()
 
     def test_broker_lost_mid_session_ends_the_command(self):
         self.broker.start()
