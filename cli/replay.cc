@@ -563,7 +563,9 @@ Player::Player(const PlayerOptions& options, Clock* clock, PlaybackControl* cont
       start_mono_(clock->MonotonicNanos()) {}
 
 StatusOr<bool> Player::Play(const recorder::Record& r) {
-  if (r.stream != recorder::Stream::kOutput) return true;
+  // What the person's terminal showed: the output, and stderr where the
+  // command had no terminal.
+  if (r.stream != recorder::Stream::kOutput && r.stream != recorder::Stream::kError) return true;
   if (options_.timed) {
     const int64_t due = schedule_.DueNanos(r.time_ns);
     for (bool waiting = true; waiting;) {
@@ -670,9 +672,17 @@ void AsciicastWriter::Add(const recorder::Record& r, std::string* out) {
       last_input_ns_ = r.time_ns;
       if (!text.empty()) Event(r.time_ns, "i", text, out);
       break;
+    case recorder::Stream::kError:
+      // asciicast has one output stream: stderr joins it, as on a terminal.
+      error_.Decode(r.data, &text);
+      last_error_ns_ = r.time_ns;
+      if (!text.empty()) Event(r.time_ns, "o", text, out);
+      break;
     case recorder::Stream::kResize:
       Event(r.time_ns, "r", std::to_string(r.cols) + "x" + std::to_string(r.rows), out);
       break;
+    case recorder::Stream::kSuspend:
+      break;  // asciicast has no such event; the store keeps it
   }
 }
 
@@ -680,6 +690,9 @@ void AsciicastWriter::Finish(std::string* out) {
   std::string text;
   output_.Finish(&text);
   if (!text.empty()) Event(last_output_ns_, "o", text, out);
+  text.clear();
+  error_.Finish(&text);
+  if (!text.empty()) Event(std::max(last_error_ns_, last_output_ns_), "o", text, out);
   text.clear();
   input_.Finish(&text);
   if (!text.empty()) Event(last_input_ns_, "i", text, out);

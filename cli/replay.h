@@ -266,8 +266,8 @@ class AsciicastWriter {
 
  private:
   void Event(int64_t time_ns, std::string_view code, const std::string& data, std::string* out);
-  Utf8TextDecoder input_, output_;
-  int64_t last_input_ns_ = 0, last_output_ns_ = 0;
+  Utf8TextDecoder input_, output_, error_;  // error_: stderr (Stream::kError)
+  int64_t last_input_ns_ = 0, last_output_ns_ = 0, last_error_ns_ = 0;
 };
 
 }  // namespace jitgate::cli

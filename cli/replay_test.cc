@@ -762,5 +762,23 @@ TEST(AsciicastWriterTest, HeaderAndEvents) {
             "[6.000000, \"i\", \"\xef\xbf\xbd\"]\n");
 }
 
+TEST(AsciicastWriterTest, StderrJoinsTheOutputAndSuspendsAreLeftOut) {
+  using recorder::testonly::Err;
+  using recorder::testonly::Suspend;
+  AsciicastWriter w;
+  std::string out;
+  w.Add(Out(0, "ok\n"), &out);
+  w.Add(Err(kSec, "warn\xc3"), &out);  // split character, on stderr's own decoder
+  w.Add(Out(2 * kSec, "x"), &out);
+  w.Add(Suspend(3 * kSec, "TSTP"), &out);
+  w.Add(Err(4 * kSec, "\xa9\n"), &out);
+  w.Finish(&out);
+  EXPECT_EQ(out,
+            "[0.000000, \"o\", \"ok\\n\"]\n"
+            "[1.000000, \"o\", \"warn\"]\n"
+            "[2.000000, \"o\", \"x\"]\n"
+            "[4.000000, \"o\", \"\xc3\xa9\\n\"]\n");
+}
+
 }  // namespace
 }  // namespace jitgate::cli

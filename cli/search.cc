@@ -15,8 +15,13 @@ TranscriptSearch::TranscriptSearch(std::string needle, bool ignore_case, size_t 
     : needle_(std::move(needle)), ignore_case_(ignore_case), max_hits_(max_hits) {}
 
 void TranscriptSearch::Add(const recorder::Record& r) {
-  if (r.stream == recorder::Stream::kResize || r.data.empty() || needle_.empty()) return;
-  StreamState& st = r.stream == recorder::Stream::kInput ? input_ : output_;
+  if (r.stream == recorder::Stream::kResize || r.stream == recorder::Stream::kSuspend ||
+      r.data.empty() || needle_.empty()) {
+    return;
+  }
+  StreamState& st = r.stream == recorder::Stream::kInput   ? input_
+                    : r.stream == recorder::Stream::kError ? error_
+                                                           : output_;
   const std::string_view data = AsChars(ByteSpan(r.data));
 
   // Context after hits found earlier.

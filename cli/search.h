@@ -57,7 +57,7 @@ class TranscriptSearch {
   std::string needle_;
   bool ignore_case_;
   size_t max_hits_;
-  StreamState input_, output_;
+  StreamState input_, output_, error_;
   std::vector<SearchHit> hits_;
   uint64_t count_ = 0;
 };

@@ -50,6 +50,17 @@ TEST(TranscriptSearchTest, StreamsAreSearchedApart) {
   EXPECT_EQ(s.count(), 0u);
 }
 
+TEST(TranscriptSearchTest, StderrIsAStreamOfItsOwnAndSuspendsAreNotSearched) {
+  TranscriptSearch s("denied", false, 10);
+  s.Add(Out(0, "permission den"));
+  s.Add(Data(Stream::kError, 1, "ied"));  // not "denied": another stream
+  s.Add(Data(Stream::kError, 2, "denied"));
+  s.Add(Data(Stream::kSuspend, 3, "denied"));
+  ASSERT_EQ(s.count(), 1u);
+  EXPECT_EQ(s.hits()[0].stream, Stream::kError);
+  EXPECT_EQ(s.hits()[0].before, "ied");
+}
+
 TEST(TranscriptSearchTest, OverlappingAndOnceOnly) {
   TranscriptSearch s("aa", false, 10);
   s.Add(Out(0, "aaa"));  // two, at 0 and 1

@@ -1041,7 +1041,9 @@ int RunSearch(const std::vector<std::string>& args, const SessionIo& io) {
     }
     total += search.count();
     for (const SearchHit& h : search.hits()) {
-      const char* stream = h.stream == recorder::Stream::kInput ? "input" : "output";
+      const char* stream = h.stream == recorder::Stream::kInput   ? "input"
+                           : h.stream == recorder::Stream::kError ? "stderr"
+                                                                  : "output";
       if (json) {
         nlohmann::ordered_json m;
         m["session"] = s.id;

@@ -145,7 +145,7 @@ class Relay {
   Status Start();
   // Reads once from src, records it as kOutput and writes it to dst.
   // Returns false at EOF / EIO / EAGAIN.
-  StatusOr<bool> PumpOutput(UniqueFd* src, int dst);
+  StatusOr<bool> PumpOutput(UniqueFd* src, int dst, Stream stream = Stream::kOutput);
   Status ReadInput();
   Status WriteInput();
   Status HandleSignals();
@@ -180,7 +180,9 @@ class Relay {
 
 Status Relay::Emit(Record r) {
   if (r.stream == Stream::kInput) result_.bytes_in += r.data.size();
-  if (r.stream == Stream::kOutput) result_.bytes_out += r.data.size();
+  if (r.stream == Stream::kOutput || r.stream == Stream::kError) {
+    result_.bytes_out += r.data.size();
+  }
   dirty_ = true;
   if (!o_.on_record) return OkStatus();
   return o_.on_record(r);
@@ -266,7 +268,7 @@ Status Relay::Start() {
   return OkStatus();
 }
 
-StatusOr<bool> Relay::PumpOutput(UniqueFd* src, int dst) {
+StatusOr<bool> Relay::PumpOutput(UniqueFd* src, int dst, Stream stream) {
   uint8_t buf[kRelayBufferSize];
   ssize_t n = ::read(src->get(), buf, sizeof(buf));
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return false;
@@ -274,8 +276,7 @@ StatusOr<bool> Relay::PumpOutput(UniqueFd* src, int dst) {
     src->reset();
     return false;
   }
-  RETURN_IF_ERROR(
-      Emit(Record{Stream::kOutput, Now(), Bytes(buf, buf + n), 0, 0}));
+  RETURN_IF_ERROR(Emit(Record{stream, Now(), Bytes(buf, buf + n), 0, 0}));
   Status s = WriteAll(dst, buf, static_cast<size_t>(n));
   if (!s.ok()) {
     // The user has gone (EPIPE, EIO): hang up the session, keep recording
@@ -438,7 +439,7 @@ Status Relay::Loop() {
         if (!more) break;
       }
       while (child_err_) {
-        ASSIGN_OR_RETURN(bool more, PumpOutput(&child_err_, o_.err_fd));
+        ASSIGN_OR_RETURN(bool more, PumpOutput(&child_err_, o_.err_fd, Stream::kError));
         if (!more) break;
       }
       return OkStatus();
@@ -490,7 +491,7 @@ Status Relay::Loop() {
       if (ready(kOut, kIn_))
         RETURN_IF_ERROR(PumpOutput(&child_out_, o_.out_fd).status());
       if (ready(kErr, kIn_))
-        RETURN_IF_ERROR(PumpOutput(&child_err_, o_.err_fd).status());
+        RETURN_IF_ERROR(PumpOutput(&child_err_, o_.err_fd, Stream::kError).status());
       if (ready(kMaster, POLLOUT) ||
           ready(kChildIn, POLLOUT | POLLERR | POLLHUP))
         RETURN_IF_ERROR(WriteInput());

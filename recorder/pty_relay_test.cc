@@ -221,7 +221,9 @@ TEST(PtyRelayTest, PipesKeepStdoutAndStderrApart) {
   EXPECT_EQ(out.ReadAll(), "data");
   EXPECT_EQ(err.ReadAll(), "oops\n");
   EXPECT_EQ(c.Text(Stream::kInput), "data");
-  EXPECT_EQ(c.Text(Stream::kOutput), "dataoops\n");
+  EXPECT_EQ(c.Text(Stream::kOutput), "data");
+  EXPECT_EQ(c.Text(Stream::kError), "oops\n");  // recorded apart as well
+  EXPECT_EQ(r->bytes_out, 9u);
   for (const Record& rec : c.records) EXPECT_NE(rec.stream, Stream::kResize);
 }
 

@@ -72,7 +72,8 @@ size_t RecordSize(const Record& r, uint64_t delta) {
 }
 
 bool ValidStream(Stream s) {
-  return s == Stream::kInput || s == Stream::kOutput || s == Stream::kResize;
+  return s == Stream::kInput || s == Stream::kOutput || s == Stream::kResize ||
+         s == Stream::kError || s == Stream::kSuspend;
 }
 
 // A session id shown in a message: escaped and bounded, as it may be hostile.

@@ -69,7 +69,15 @@ inline constexpr size_t kMaxSessionIdLength = 32;
 inline constexpr size_t kMintedSessionIdLength = 12;
 inline constexpr char kSessionIdAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
-enum class Stream : uint8_t { kInput = 1, kOutput = 2, kResize = 3 };
+// What a record holds (docs/recording-format.md §2):
+//   kInput   what the person typed, or sent on stdin
+//   kOutput  what the terminal showed, or the command wrote on stdout
+//   kResize  the terminal's new size (cols, rows; no data)
+//   kError   what the command wrote on stderr when it had no terminal (with
+//            a terminal, stderr is part of kOutput)
+//   kSuspend the session was suspended or resumed: data is the signal's name
+//            without "SIG" ("TSTP", "STOP", "TTIN", "TTOU"; "CONT" resumes)
+enum class Stream : uint8_t { kInput = 1, kOutput = 2, kResize = 3, kError = 4, kSuspend = 5 };
 
 // How a chunk's records are stored: as they are ("JGT1") or as one zstd
 // frame ("JGTZ").
@@ -78,7 +86,7 @@ enum class ChunkEncoding : uint8_t { kPlain, kZstd };
 struct Record {
   Stream stream = Stream::kOutput;
   int64_t time_ns = 0;  // since the session started; never decreasing
-  Bytes data;           // kInput, kOutput
+  Bytes data;           // every stream but kResize
   uint16_t cols = 0;    // kResize
   uint16_t rows = 0;    // kResize
   friend bool operator==(const Record&, const Record&) = default;

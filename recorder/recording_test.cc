@@ -102,6 +102,26 @@ TEST(ChunkTest, RoundTrip) {
   EXPECT_EQ(h, (ChunkHeader{"s1abc", 7, 1000}));
 }
 
+// Stderr (no terminal) and suspend/resume records encode like data records.
+TEST(ChunkTest, ErrorAndSuspendRecordsRoundTrip) {
+  Chunk c;
+  c.session = "ab";
+  c.records = {Out(5, "out"), Record{Stream::kError, 6, Bytes{'e', 'r', 'r'}, 0, 0},
+               Record{Stream::kSuspend, 7, Bytes{'T', 'S', 'T', 'P'}, 0, 0},
+               Record{Stream::kSuspend, 9, Bytes{'C', 'O', 'N', 'T'}, 0, 0}};
+  ASSERT_OK_AND_ASSIGN(Bytes body, EncodeChunk(c));
+  // After the 23-byte header: output "out"; stderr (4), delta 1, "err";
+  // suspend (5), delta 1, "TSTP"; suspend, delta 2, "CONT".
+  EXPECT_EQ(HexEncode(ByteSpan(body).subspan(23)),
+            "0200036f7574" "040103657272" "05010454535450" "050204434f4e54");
+  ASSERT_OK_AND_ASSIGN(Chunk back, DecodeChunk(body));
+  EXPECT_EQ(back, c);
+  // Like data records, they must carry data.
+  Chunk empty = c;
+  empty.records[2].data.clear();
+  EXPECT_THAT(EncodeChunk(empty).status(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty data")));
+}
+
 // The format pinned to exact bytes (docs/recording-format.md, example).
 TEST(ChunkTest, ExactBytes) {
   Chunk c;
@@ -198,7 +218,7 @@ TEST(ChunkTest, MalformedRejectedPrecisely) {
       {__LINE__, h, "offset 23: a chunk needs at least one record"},
       // Trailing bytes after a complete record: there is no padding.
       {__LINE__, Cat(one, {0x00}), "offset 27: unknown stream 0"},
-      {__LINE__, Cat(one, {0x04}), "offset 27: unknown stream 4"},
+      {__LINE__, Cat(one, {0x06}), "offset 27: unknown stream 6"},
       {__LINE__, Cat(one, {0xff, 0x00}), "offset 27: unknown stream 255"},
       {__LINE__, Cat(one, {0x02}), "offset 28: truncated in delta_ns"},
       {__LINE__, Cat(one, {0x03, 0x00, 0x00}), "offset 29: truncated in resize"},

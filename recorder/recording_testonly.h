@@ -24,6 +24,18 @@ inline Record In(int64_t t, std::string_view data) {
   return r;
 }
 
+inline Record Err(int64_t t, std::string_view data) {
+  Record r = Out(t, data);
+  r.stream = Stream::kError;
+  return r;
+}
+
+inline Record Suspend(int64_t t, std::string_view signal) {
+  Record r = Out(t, signal);
+  r.stream = Stream::kSuspend;
+  return r;
+}
+
 inline Record Resize(int64_t t, uint16_t cols, uint16_t rows) {
   Record r;
   r.stream = Stream::kResize;

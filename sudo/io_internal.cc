@@ -80,12 +80,18 @@ recorder::Stream RecordStream(SudoStream s) {
     case SudoStream::kTtyIn:
     case SudoStream::kStdin:
       return recorder::Stream::kInput;
+    case SudoStream::kStderr:
+      return recorder::Stream::kError;
     case SudoStream::kTtyOut:
     case SudoStream::kStdout:
-    case SudoStream::kStderr:
       break;
   }
   return recorder::Stream::kOutput;
+}
+
+std::string SuspendSignalName(int signo) {
+  const char* name = sigabbrev_np(signo);
+  return name != nullptr ? std::string(name) : std::to_string(signo);
 }
 
 StatusOr<wire::OpenSession> BuildOpenSession(const char* const* user_info,

@@ -59,6 +59,10 @@ enum class SudoStream { kTtyIn, kStdin, kTtyOut, kStdout, kStderr };
 // command sent back (kOutput), interleaved in the order sudo read them.
 recorder::Stream RecordStream(SudoStream s);
 
+// The name of the signal sudo reports to log_suspend, without "SIG" ("TSTP",
+// "CONT"), or its number if it has none: a Stream::kSuspend record's data.
+std::string SuspendSignalName(int signo);
+
 // The OpenSession for one command (docs/protocol.md §4.4): recorder "sudo";
 // request_id as given (the approval, or ""); user = user_info user=; login =
 // the run-as user; host and target = user_info host= (else fallback_host);

@@ -83,7 +83,14 @@ TEST(RecordStreamTest, InputIsWhatTheUserSentOutputWhatTheCommandSent) {
   EXPECT_EQ(RecordStream(SudoStream::kStdin), recorder::Stream::kInput);
   EXPECT_EQ(RecordStream(SudoStream::kTtyOut), recorder::Stream::kOutput);
   EXPECT_EQ(RecordStream(SudoStream::kStdout), recorder::Stream::kOutput);
-  EXPECT_EQ(RecordStream(SudoStream::kStderr), recorder::Stream::kOutput);
+  EXPECT_EQ(RecordStream(SudoStream::kStderr), recorder::Stream::kError);
+}
+
+TEST(SuspendSignalNameTest, NamesWithoutSig) {
+  EXPECT_EQ(SuspendSignalName(SIGTSTP), "TSTP");
+  EXPECT_EQ(SuspendSignalName(SIGCONT), "CONT");
+  EXPECT_EQ(SuspendSignalName(SIGSTOP), "STOP");
+  EXPECT_EQ(SuspendSignalName(0), "0");
 }
 
 TEST(BuildOpenSessionTest, FromSudosArrays) {

@@ -404,14 +404,24 @@ int TrampolineChangeWinsize(unsigned int lines, unsigned int cols, const char** 
   }
 }
 
-// The recording format (v1) has no record for a suspend or a resume: the
-// pause shows as idle time. Flush, so that everything before the pause is in
-// the store while the command is stopped.
-int TrampolineLogSuspend(int /*signo*/, const char** errstr) noexcept {
+// A suspend or a resume is a Stream::kSuspend record naming the signal
+// ("TSTP", "CONT"). Flush, so that everything before the pause is in the
+// store while the command is stopped.
+int TrampolineLogSuspend(int signo, const char** errstr) noexcept {
   const char* ignored = nullptr;
   if (errstr == nullptr) errstr = &ignored;
   try {
     if (g_io == nullptr || g_io->client == nullptr) return 1;
+    if (g_io->failure.empty()) {
+      jitgate::recorder::Record r;
+      r.stream = jitgate::recorder::Stream::kSuspend;
+      r.time_ns = jitgate::sudo::SinceStartNs(std::chrono::steady_clock::now());
+      std::string name = jitgate::sudo::SuspendSignalName(signo);
+      r.data.assign(name.begin(), name.end());
+      jitgate::Status s = g_io->client->Add(std::move(r));
+      if (!s.ok()) jitgate::sudo::Fail(jitgate::sudo::RecordingFailed(s));
+      g_io->pending = true;
+    }
     if (g_io->failure.empty() && g_io->pending) {
       jitgate::sudo::FlushNow(std::chrono::steady_clock::now());
     }

@@ -308,7 +308,9 @@ TEST_F(IoPluginTest, RecordsEveryStreamAndTheExitStatus) {
                                         Resize(120, 40),
                                         Data(Stream::kInput, "in"),
                                         Data(Stream::kOutput, "out"),
-                                        Data(Stream::kOutput, "err"),
+                                        Data(Stream::kError, "err"),
+                                        Data(Stream::kSuspend, "TSTP"),
+                                        Data(Stream::kSuspend, "CONT"),
                                         Data(Stream::kOutput, std::string_view("\0\xff", 2))};
   ASSERT_EQ(seen.records.size(), want.size());
   int64_t last = 0;

@@ -920,7 +920,7 @@ int Session::OnUpstreamData(const void* data, uint32_t len, int is_stderr) {
   if (cchan_ != nullptr && !client_closed_ && !finished_) {
     uint32_t n = std::min(len, ssh_channel_window_size(cchan_));
     if (n > 0) {
-      RecordData(Stream::kOutput, data, n);
+      RecordData(is_stderr != 0 ? Stream::kError : Stream::kOutput, data, n);
       if (rec_error_.ok()) {
         w = std::max(0, is_stderr ? ssh_channel_write_stderr(cchan_, data, n)
                                   : ssh_channel_write(cchan_, data, n));
@@ -1379,7 +1379,7 @@ void Session::Pump() {
       int n = ssh_channel_read_nonblocking(uchan_, buf, std::min<uint32_t>(win, sizeof(buf)),
                                            is_stderr);
       if (n <= 0) break;
-      RecordData(Stream::kOutput, buf, static_cast<size_t>(n));
+      RecordData(is_stderr != 0 ? Stream::kError : Stream::kOutput, buf, static_cast<size_t>(n));
       if (is_stderr) {
         ssh_channel_write_stderr(cchan_, buf, static_cast<uint32_t>(n));
       } else {
