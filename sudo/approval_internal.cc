@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "core/base/status_macros.h"
 #include "core/base/text.h"
 #include "core/wire/wire_format.h"
 
@@ -43,6 +44,28 @@ std::optional<std::string_view> LookupKey(const char* const* array, std::string_
   return std::nullopt;
 }
 
+StatusOr<std::string> ParsePathOption(std::string_view key, std::string_view word,
+                                      std::string_view value) {
+  if (value.empty() || value[0] != '/') {
+    return InvalidArgumentError(std::string(key) + " must be an absolute path: '" +
+                                EscapeForTerminal(word) + "'");
+  }
+  return std::string(value);
+}
+
+StatusOr<int64_t> ParseIntOption(std::string_view key, std::string_view word,
+                                 std::string_view value, int64_t min, int64_t max,
+                                 std::string_view unit) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max) {
+    return InvalidArgumentError(std::string(key) + " must be " + std::to_string(min) + " to " +
+                                std::to_string(max) + " " + std::string(unit) + ": '" +
+                                EscapeForTerminal(word) + "'");
+  }
+  return n;
+}
+
 StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
   PluginOptions out;
   if (options == nullptr) return out;
@@ -54,20 +77,10 @@ StatusOr<PluginOptions> ParsePluginOptions(const char* const* options) {
     if (word == "debug") {
       out.debug = true;
     } else if (key == "socket" && eq != std::string_view::npos) {
-      if (value.empty() || value[0] != '/') {
-        return InvalidArgumentError("socket must be an absolute path: '" + EscapeForTerminal(word) +
-                                    "'");
-      }
-      out.socket = std::string(value);
+      ASSIGN_OR_RETURN(out.socket, ParsePathOption(key, word, value));
     } else if (key == "timeout" && eq != std::string_view::npos) {
-      int64_t t = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
-      if (ec != std::errc() || end != value.data() + value.size() || t < 1 ||
-          t > kMaxTimeoutSeconds) {
-        return InvalidArgumentError("timeout must be 1 to " + std::to_string(kMaxTimeoutSeconds) +
-                                    " seconds: '" + EscapeForTerminal(word) + "'");
-      }
-      out.timeout_seconds = t;
+      ASSIGN_OR_RETURN(out.timeout_seconds,
+                       ParseIntOption(key, word, value, 1, kMaxTimeoutSeconds, "seconds"));
     } else if (key == "reason" && eq != std::string_view::npos) {
       if (value == "required") {
         out.reason = ReasonMode::kRequired;

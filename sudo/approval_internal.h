@@ -44,6 +44,15 @@ struct PluginOptions {
 // integer in 1..86400.
 StatusOr<PluginOptions> ParsePluginOptions(const char* const* options);
 
+// Shared by both plugins' option parsers. word is the whole `key=value` (for
+// the message), value its value. An absolute path; an integer in min..max
+// (unit names it in the message: "timeout must be 1 to 3600 seconds: 'timeout=0'").
+StatusOr<std::string> ParsePathOption(std::string_view key, std::string_view word,
+                                      std::string_view value);
+StatusOr<int64_t> ParseIntOption(std::string_view key, std::string_view word,
+                                 std::string_view value, int64_t min, int64_t max,
+                                 std::string_view unit);
+
 // The value of `key=` in one of sudo's NULL-terminated "key=value" arrays
 // (user_info, command_info, settings), or nullopt. The first match wins.
 std::optional<std::string_view> LookupKey(const char* const* array, std::string_view key);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "core/base/status_macros.h"
 #include "core/base/text.h"
 #include "sudo/approval_internal.h"
 
@@ -43,30 +44,14 @@ StatusOr<IoOptions> ParseIoOptions(const char* const* options) {
     std::string_view key = word.substr(0, eq);
     std::string_view value = eq == std::string_view::npos ? "" : word.substr(eq + 1);
     if ((key == "socket" || key == "spool") && eq != std::string_view::npos) {
-      if (value.empty() || value[0] != '/') {
-        return InvalidArgumentError(std::string(key) + " must be an absolute path: '" +
-                                    EscapeForTerminal(word) + "'");
-      }
-      (key == "socket" ? out.socket : out.spool) = std::string(value);
+      ASSIGN_OR_RETURN((key == "socket" ? out.socket : out.spool),
+                       ParsePathOption(key, word, value));
     } else if (key == "timeout" && eq != std::string_view::npos) {
-      int64_t t = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
-      if (ec != std::errc() || end != value.data() + value.size() || t < 1 ||
-          t > kMaxIoTimeoutSeconds) {
-        return InvalidArgumentError("timeout must be 1 to " + std::to_string(kMaxIoTimeoutSeconds) +
-                                    " seconds: '" + EscapeForTerminal(word) + "'");
-      }
-      out.timeout_seconds = t;
+      ASSIGN_OR_RETURN(out.timeout_seconds,
+                       ParseIntOption(key, word, value, 1, kMaxIoTimeoutSeconds, "seconds"));
     } else if (key == "flush" && eq != std::string_view::npos) {
-      int64_t ms = 0;
-      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (ec != std::errc() || end != value.data() + value.size() || ms < kMinFlushMs ||
-          ms > kMaxFlushMs) {
-        return InvalidArgumentError("flush must be " + std::to_string(kMinFlushMs) + " to " +
-                                    std::to_string(kMaxFlushMs) + " milliseconds: '" +
-                                    EscapeForTerminal(word) + "'");
-      }
-      out.flush_ms = ms;
+      ASSIGN_OR_RETURN(out.flush_ms, ParseIntOption(key, word, value, kMinFlushMs, kMaxFlushMs,
+                                                    "milliseconds"));
     } else {
       return InvalidArgumentError("unknown plugin option '" + EscapeForTerminal(word) +
                                   "' (known: socket=PATH spool=DIR timeout=SECONDS flush=MS)");
