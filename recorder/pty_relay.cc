@@ -183,7 +183,7 @@ Status Relay::Emit(Record r) {
   if (r.stream == Stream::kOutput) result_.bytes_out += r.data.size();
   dirty_ = true;
   if (!o_.on_record) return OkStatus();
-  return o_.on_record(r);
+  return o_.on_record(std::move(r));
 }
 
 Status Relay::Start() {
