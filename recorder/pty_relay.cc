@@ -268,15 +268,29 @@ Status Relay::Start() {
 
 StatusOr<bool> Relay::PumpOutput(UniqueFd* src, int dst) {
   uint8_t buf[kRelayBufferSize];
-  ssize_t n = ::read(src->get(), buf, sizeof(buf));
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return false;
-  if (n <= 0) {  // EOF, or EIO: the pty's slave side is closed
-    src->reset();
+  // A pty's read hands over at most its line discipline's buffer (4 KiB):
+  // read on while more is there, so that one record, one queue entry and
+  // one write carry up to the whole buffer. A later EOF or EIO is read
+  // again on the next call.
+  size_t n = 0;
+  bool closed = false;
+  while (n < sizeof(buf)) {
+    ssize_t r = ::read(src->get(), buf + n, sizeof(buf) - n);
+    if (r > 0) {
+      n += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) break;
+    closed = true;  // EOF, or EIO: the pty's slave side is closed
+    break;
+  }
+  if (n == 0) {
+    if (closed) src->reset();
     return false;
   }
   RETURN_IF_ERROR(
       Emit(Record{Stream::kOutput, Now(), Bytes(buf, buf + n), 0, 0}));
-  Status s = WriteAll(dst, buf, static_cast<size_t>(n));
+  Status s = WriteAll(dst, buf, n);
   if (!s.ok()) {
     // The user has gone (EPIPE, EIO): hang up the session, keep recording
     // what it says until it exits.
