@@ -69,12 +69,17 @@ Status AsyncRecorder::Push(Op op, size_t bytes) {
     };
     if (!room()) {
       if (options_.on_queue_full) options_.on_queue_full();
+      if (idle_) {  // whatever wake_bytes says: only the worker makes room
+        idle_ = false;
+        Signal(wake_.get());
+      }
       space_cv_.wait(lock, room);
       if (!error_.ok()) return error_;
     }
+    const bool is_record = op.type == OpType::kRecord;
     queue_.push_back(std::move(op));
     queued_bytes_ += bytes;
-    if (idle_) {
+    if (idle_ && (!is_record || queued_bytes_ >= options_.wake_bytes)) {
       idle_ = false;
       wake = true;
     }

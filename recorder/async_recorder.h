@@ -6,7 +6,9 @@
 // The relay thread calls Add, Flush and Tick; each queues an operation and
 // returns at once. The worker applies the operations to a RecordSink in the
 // order they were queued, and reads what the sink's connection has to say
-// (acknowledgements, a termination) while the queue is empty.
+// (acknowledgements, a termination) while it is idle. Records wake an idle
+// worker only in batches (wake_bytes); the relay's Flush, every 200 ms while
+// output flows, wakes it at once.
 //
 // Memory stays bounded and a slow store still slows the session: Add blocks
 // while the queue holds max_queued_bytes of record data (a record is always
@@ -88,6 +90,11 @@ class RecordingClientSink : public RecordSink {
 
 struct AsyncRecorderOptions {
   size_t max_queued_bytes = size_t{4} << 20;
+  // An idle worker is woken for a record only once this much record data
+  // is queued (a Flush, Tick, Finish or a full queue wake it at once), so
+  // that a stream of small records does not cost a wake-up each. The sink
+  // sends nothing before a chunk fills or a Flush anyway.
+  size_t wake_bytes = 64 * 1024;
   // Tests: called on the producer's thread each time Add starts waiting
   // for room in the queue.
   std::function<void()> on_queue_full;

@@ -201,6 +201,7 @@ TEST(AsyncRecorderTest, ErrorIsStickyAndNotified) {
   sink.Hold(true);  // all five are queued before the sink fails
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<AsyncRecorder> rec, AsyncRecorder::Start(&sink));
   for (int i = 0; i < 5; ++i) ASSERT_OK(rec->Add(Output(std::to_string(i))));
+  ASSERT_OK(rec->Flush());  // wakes the worker (the relay's timer does)
   sink.Hold(false);
   ASSERT_TRUE(Readable(rec->notify_fd()));
   EXPECT_THAT(rec->Notified(), StatusIs(StatusCode::kDataLoss, HasSubstr("store is gone")));
@@ -208,7 +209,7 @@ TEST(AsyncRecorderTest, ErrorIsStickyAndNotified) {
   EXPECT_THAT(rec->Flush(), StatusIs(StatusCode::kDataLoss, _));
   EXPECT_THAT(rec->Tick(), StatusIs(StatusCode::kDataLoss, _));
   EXPECT_THAT(rec->Finish(), StatusIs(StatusCode::kDataLoss, _));
-  EXPECT_EQ(sink.log(), (std::vector<std::string>{"R0", "R1"}));
+  EXPECT_EQ(sink.log(), (std::vector<std::string>{"R0", "R1"}));  // no flush
   EXPECT_EQ(sink.adds(), 3);
 }
 
@@ -269,10 +270,23 @@ TEST(AsyncRecorderTest, PublishesTerminationFromAdd) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<AsyncRecorder> rec, AsyncRecorder::Start(&sink));
   ASSERT_OK(rec->Add(Output("a")));
   ASSERT_OK(rec->Add(Output("b")));
+  ASSERT_OK(rec->Flush());
   ASSERT_TRUE(Readable(rec->notify_fd()));
   ASSERT_OK(rec->Notified());
   ASSERT_TRUE(rec->terminated().has_value());
   EXPECT_EQ(rec->terminated()->by, "alice");
+}
+
+// An idle worker is woken by records once wake_bytes of them are queued.
+TEST(AsyncRecorderTest, WakesForABatchOfRecords) {
+  FakeSink sink;
+  AsyncRecorderOptions o;
+  o.wake_bytes = 2048;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<AsyncRecorder> rec, AsyncRecorder::Start(&sink, o));
+  ASSERT_OK(rec->Add(Output(std::string(1024, 'a'))));
+  ASSERT_OK(rec->Add(Output(std::string(1024, 'b'))));
+  ASSERT_TRUE(sink.WaitForAdds(2));
+  ASSERT_OK(rec->Finish());
 }
 
 // Finish applies everything still queued before it returns.
