@@ -253,8 +253,11 @@ Status Relay::Start() {
         _exit(127);
     }
     execv(o_.path.c_str(), argv.data());
+    // strerrordesc_np, not strerror: no locale, no allocation, since jitgate-rec
+    // forks with its recording thread running (async-signal-safe calls only).
     int err = errno;
-    const char* msg = strerror(err);
+    const char* msg = strerrordesc_np(err);
+    if (msg == nullptr) msg = "unknown error";
     (void)!::write(2, "jitgate-rec: ", 13);
     (void)!::write(2, o_.path.data(), o_.path.size());
     (void)!::write(2, ": ", 2);
