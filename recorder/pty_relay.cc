@@ -185,7 +185,7 @@ Status Relay::Emit(Record r) {
   }
   dirty_ = true;
   if (!o_.on_record) return OkStatus();
-  return o_.on_record(r);
+  return o_.on_record(std::move(r));
 }
 
 Status Relay::Start() {
@@ -255,8 +255,11 @@ Status Relay::Start() {
         _exit(127);
     }
     execv(o_.path.c_str(), argv.data());
+    // strerrordesc_np, not strerror: no locale, no allocation, since jitgate-rec
+    // forks with its recording thread running (async-signal-safe calls only).
     int err = errno;
-    const char* msg = strerror(err);
+    const char* msg = strerrordesc_np(err);
+    if (msg == nullptr) msg = "unknown error";
     (void)!::write(2, "jitgate-rec: ", 13);
     (void)!::write(2, o_.path.data(), o_.path.size());
     (void)!::write(2, ": ", 2);
@@ -270,14 +273,28 @@ Status Relay::Start() {
 
 StatusOr<bool> Relay::PumpOutput(UniqueFd* src, int dst, Stream stream) {
   uint8_t buf[kRelayBufferSize];
-  ssize_t n = ::read(src->get(), buf, sizeof(buf));
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return false;
-  if (n <= 0) {  // EOF, or EIO: the pty's slave side is closed
-    src->reset();
+  // A pty's read hands over at most its line discipline's buffer (4 KiB):
+  // read on while more is there, so that one record, one queue entry and
+  // one write carry up to the whole buffer. A later EOF or EIO is read
+  // again on the next call.
+  size_t n = 0;
+  bool closed = false;
+  while (n < sizeof(buf)) {
+    ssize_t r = ::read(src->get(), buf + n, sizeof(buf) - n);
+    if (r > 0) {
+      n += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) break;
+    closed = true;  // EOF, or EIO: the pty's slave side is closed
+    break;
+  }
+  if (n == 0) {
+    if (closed) src->reset();
     return false;
   }
   RETURN_IF_ERROR(Emit(Record{stream, Now(), Bytes(buf, buf + n), 0, 0}));
-  Status s = WriteAll(dst, buf, static_cast<size_t>(n));
+  Status s = WriteAll(dst, buf, n);
   if (!s.ok()) {
     // The user has gone (EPIPE, EIO): hang up the session, keep recording
     // what it says until it exits.

@@ -69,8 +69,9 @@ struct RelayOptions {
   std::optional<std::chrono::steady_clock::time_point> start;
 
   // Called for every chunk of input (what the user typed or piped), output,
-  // and window change, in order, before the bytes are passed on.
-  std::function<Status(const Record&)> on_record;
+  // and window change, in order, before the bytes are passed on. The record
+  // is the callback's to keep.
+  std::function<Status(Record)> on_record;
   // Called at most every flush_interval_ms while records are being produced,
   // and once at the end (jitgate-rec: RecordingClient::Flush).
   std::function<Status()> on_flush;

@@ -30,6 +30,7 @@
 
 #include "core/base/text.h"
 #include "core/wire/messages.h"
+#include "recorder/async_recorder.h"
 #include "recorder/pty_relay.h"
 #include "recorder/recording_client.h"
 #include "recorder/spool.h"
@@ -379,28 +380,39 @@ int Main(int argc, char** argv) {
 
   relay.use_pty = tty;
   relay.start = start;
-  relay.on_record = [client](const Record& r) { return client->Add(r); };
-  relay.on_flush = [client]() { return client->Flush(); };
-  relay.extra_fd = [client]() { return client->fd(); };
-  relay.on_extra_readable = [client]() { return client->Poll(); };
-  relay.on_tick = [client]() { return client->Tick(); };
+  // The recording runs on a thread of its own (chunking, zstd, the spool,
+  // the broker), so that relaying the session does not wait for it; a full
+  // queue still holds the session back, and its errors still end it.
+  RecordingClientSink sink(client);
+  StatusOr<std::unique_ptr<AsyncRecorder>> started = AsyncRecorder::Start(&sink);
+  if (!started.ok()) {
+    wire::CloseSession end;
+    end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
+    end.end_reason = "recording failed";
+    client->Close(end).IgnoreError();
+    return Refuse(started.status().message());
+  }
+  AsyncRecorder* recorder = started->get();
+  recorder->Bind(&relay);
   // `jitgate terminate`: the broker told us to end the session.
-  relay.end_requested = [client]() -> std::optional<std::string> {
-    if (!client->terminated_by().has_value()) return std::nullopt;
-    const std::string& comment = client->terminate_comment();
-    return "jitgate: session terminated by " +
-           EscapeForTerminal(*client->terminated_by()) +
-           (comment.empty() ? "" : ": " + EscapeForTerminal(comment));
+  relay.end_requested = [recorder]() -> std::optional<std::string> {
+    std::optional<Termination> t = recorder->terminated();
+    if (!t.has_value()) return std::nullopt;
+    return "jitgate: session terminated by " + EscapeForTerminal(t->by) +
+           (t->comment.empty() ? "" : ": " + EscapeForTerminal(t->comment));
   };
   StatusOr<RelayResult> result = RunRelay(relay);
-  if (!result.ok()) {
-    // The child has been killed; tell the broker why if it still listens.
+  // What was queued reaches the client before it is closed (or fails).
+  Status drained = recorder->Finish();
+  if (!result.ok() || !drained.ok()) {
+    // The child has been killed (or has exited while the recording failed);
+    // tell the broker why if it still listens.
     wire::CloseSession end;
     end.end_unix_nanos = static_cast<uint64_t>(UnixNanos());
     end.end_reason = "recording failed";
     client->Close(end).IgnoreError();
     fprintf(stderr, "jitgate-rec: session ended: recording failed: %s\n",
-            result.status().message().c_str());
+            (!drained.ok() ? drained : result.status()).message().c_str());
     return 1;
   }
 
