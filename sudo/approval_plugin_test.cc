@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sudo/sudo_testonly.h"
 #include "tests/testing/fake_broker.h"
 
 namespace jitgate::sudo {
@@ -54,18 +55,7 @@ int FakeConversation(int num_msgs, const sudo_conv_message msgs[], sudo_conv_rep
   return 0;
 }
 
-class Argv {
- public:
-  Argv(std::vector<std::string> items) : items_(std::move(items)) {
-    for (std::string& s : items_) ptrs_.push_back(s.data());
-    ptrs_.push_back(nullptr);
-  }
-  char* const* get() { return ptrs_.data(); }
-
- private:
-  std::vector<std::string> items_;
-  std::vector<char*> ptrs_;
-};
+using testonly::Argv;
 
 class ApprovalPluginTest : public ::testing::Test {
  protected:

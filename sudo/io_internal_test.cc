@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sudo/sudo_testonly.h"
 #include "tests/testing/status_matchers.h"
 
 namespace jitgate::sudo {
@@ -17,19 +18,7 @@ namespace {
 using ::jitgate::testing::StatusIs;
 using ::testing::HasSubstr;
 
-// A NULL-terminated array of C strings, as sudo passes them.
-class Argv {
- public:
-  Argv(std::initializer_list<std::string> items) : items_(items) {
-    for (const std::string& s : items_) ptrs_.push_back(s.c_str());
-    ptrs_.push_back(nullptr);
-  }
-  const char* const* get() const { return ptrs_.data(); }
-
- private:
-  std::vector<std::string> items_;
-  std::vector<const char*> ptrs_;
-};
+using testonly::Argv;
 
 TEST(ParseIoOptionsTest, Defaults) {
   ASSERT_OK_AND_ASSIGN(IoOptions o, ParseIoOptions(nullptr));

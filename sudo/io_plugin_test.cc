@@ -22,6 +22,7 @@
 
 #include "core/base/status_macros.h"
 #include "recorder/recording.h"
+#include "sudo/sudo_testonly.h"
 #include "tests/testing/fake_broker.h"
 
 namespace jitgate::sudo {
@@ -98,18 +99,7 @@ void FireTimer() {
   g_event->callback(-1, SUDO_PLUGIN_EV_TIMEOUT, g_event->closure);
 }
 
-class Argv {
- public:
-  Argv(std::vector<std::string> items) : items_(std::move(items)) {
-    for (std::string& s : items_) ptrs_.push_back(s.data());
-    ptrs_.push_back(nullptr);
-  }
-  char* const* get() { return ptrs_.data(); }
-
- private:
-  std::vector<std::string> items_;
-  std::vector<char*> ptrs_;
-};
+using testonly::Argv;
 
 // What the scripted broker does with a recording connection.
 struct RecorderScript {

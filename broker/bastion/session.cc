@@ -1220,34 +1220,31 @@ void Session::OnAgentRequest() {
   agent_forwarded_ = true;
 }
 
+// The callbacks of one side of a forward (kSide: Forward::kClient or
+// kUpstream); userdata is the Forward.
+template <int kSide>
+void SetSideCallbacks(ssh_channel_callbacks_struct* c) {
+  c->channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
+                                void* u) {
+    Forward* fw = static_cast<Forward*>(u);
+    return fw->session->OnForwardData(fw, kSide, data, len);
+  };
+  c->channel_eof_function = [](ssh_session, ssh_channel, void* u) {
+    static_cast<Forward*>(u)->eof[kSide] = true;
+  };
+  c->channel_close_function = [](ssh_session, ssh_channel, void* u) {
+    static_cast<Forward*>(u)->closed[kSide] = true;
+  };
+}
+
 void Session::SetForwardCallbacks(Forward* f, int side) {
   ssh_channel_callbacks_struct& c = f->cb[side];
   c = {};
   c.userdata = f;
   if (side == Forward::kClient) {
-    c.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
-                                 void* u) {
-      Forward* fw = static_cast<Forward*>(u);
-      return fw->session->OnForwardData(fw, Forward::kClient, data, len);
-    };
-    c.channel_eof_function = [](ssh_session, ssh_channel, void* u) {
-      static_cast<Forward*>(u)->eof[Forward::kClient] = true;
-    };
-    c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
-      static_cast<Forward*>(u)->closed[Forward::kClient] = true;
-    };
+    SetSideCallbacks<Forward::kClient>(&c);
   } else {
-    c.channel_data_function = [](ssh_session, ssh_channel, void* data, uint32_t len, int,
-                                 void* u) {
-      Forward* fw = static_cast<Forward*>(u);
-      return fw->session->OnForwardData(fw, Forward::kUpstream, data, len);
-    };
-    c.channel_eof_function = [](ssh_session, ssh_channel, void* u) {
-      static_cast<Forward*>(u)->eof[Forward::kUpstream] = true;
-    };
-    c.channel_close_function = [](ssh_session, ssh_channel, void* u) {
-      static_cast<Forward*>(u)->closed[Forward::kUpstream] = true;
-    };
+    SetSideCallbacks<Forward::kUpstream>(&c);
   }
   ssh_callbacks_init(&c);
   ssh_set_channel_callbacks(f->ch[side], &c);
@@ -1287,7 +1284,6 @@ void Session::OpenPendingForwards() {
       if (c != nullptr) ssh_channel_free(c);
       if (f->kind != "auth-agent") Log("cannot open " + f->what + " toward the client");
       f->closed[Forward::kClient] = true;  // EndForward closes the target's side
-      f->kind += f->kind == "auth-agent" ? "" : " (refused)";
       continue;
     }
     f->ch[Forward::kClient] = c;

@@ -47,6 +47,13 @@ BIN = {"jitgated": None, "jitgate": None, "pam": None, "approval": None, "rec": 
 # The per-process temporary root (inside the namespace), set by main().
 ROOT = None
 
+# A PAM stack that lets every login through (a target sshd whose access is
+# governed by certificates or ForceCommand, not by PAM).
+PAM_PERMIT = ("auth     required pam_permit.so\n"
+              "account  required pam_permit.so\n"
+              "session  required pam_permit.so\n"
+              "password required pam_deny.so\n")
+
 SSHD = "/usr/sbin/sshd"
 SSH = "/usr/bin/ssh"
 SUDO = "/usr/bin/sudo"

@@ -47,10 +47,6 @@ POLICIES = [
     {"name": "human", "match": {"service": ["bastion"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "10m"},
 ]
-PAM_PERMIT = ("auth     required pam_permit.so\n"
-              "account  required pam_permit.so\n"
-              "session  required pam_permit.so\n"
-              "password required pam_deny.so\n")
 LOGINS = ("deploy", "brief", "ops", "audited", "fwd")
 
 
@@ -71,7 +67,7 @@ class BastionTest(harness.IntegrationTest):
         os.makedirs(principals, mode=0o755, exist_ok=True)
         for login in LOGINS:
             write(os.path.join(principals, login), login + "\n")
-        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-bastion-target", PAM_PERMIT,
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-bastion-target", harness.PAM_PERMIT,
                         extra_config="TrustedUserCAKeys %s.pub\nAuthorizedPrincipalsFile %s/%%u\n"
                         % (cls.ca_key, principals))
         cls.sshd.start()

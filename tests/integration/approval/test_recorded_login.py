@@ -23,10 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Broker, Sshd, SshUser, read, run  # noqa: E402
 
-PAM_PERMIT = ("auth     required pam_permit.so\n"
-              "account  required pam_permit.so\n"
-              "session  required pam_permit.so\n"
-              "password required pam_deny.so\n")
 
 
 class RecordedLoginTest(harness.IntegrationTest):
@@ -40,7 +36,7 @@ class RecordedLoginTest(harness.IntegrationTest):
         os.chmod(cls.cdir, 0o755)
         cls.socket = os.path.join(cls.cdir, "jitgated.sock")
         cls.alice = SshUser("alice", cls.cdir)
-        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-rec", PAM_PERMIT,
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-rec", harness.PAM_PERMIT,
                         extra_config="Subsystem sftp internal-sftp\n"
                         "ForceCommand %s --socket %s --host db1\n" %
                         (harness.BIN["rec"], cls.socket))

@@ -25,10 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Broker, Sshd, SshUser, read, run  # noqa: E402
 
-PAM_PERMIT = ("auth     required pam_permit.so\n"
-              "account  required pam_permit.so\n"
-              "session  required pam_permit.so\n"
-              "password required pam_deny.so\n")
 
 
 def spooled_bytes(path):
@@ -73,7 +69,7 @@ class SpoolForwardTest(harness.IntegrationTest):
         os.chown(cls.spool, 0, pwd.getpwnam("alice").pw_gid)
         os.chmod(cls.spool, 0o2770)
         cls.alice = SshUser("alice", cls.cdir)
-        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-spool", PAM_PERMIT,
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-spool", harness.PAM_PERMIT,
                         extra_config="ForceCommand %s --socket %s --host db1 --spool %s\n" %
                         (harness.BIN["rec"], cls.socket, cls.spool))
         cls.sshd.start()

@@ -39,10 +39,6 @@ POLICIES = [
      "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s",
      "ttl": "10m"},
 ]
-PAM_PERMIT = ("auth     required pam_permit.so\n"
-              "account  required pam_permit.so\n"
-              "session  required pam_permit.so\n"
-              "password required pam_deny.so\n")
 LOGIN = "deploy"  # the shared account certificates are requested for
 
 
@@ -77,7 +73,7 @@ class SshCertTest(harness.IntegrationTest):
         extra = ("TrustedUserCAKeys %s.pub\n"
                  "AuthorizedPrincipalsFile %s/%%u\n"
                  "RevokedKeys %s\n" % (cls.ca_key, principals, cls.krl))
-        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-certs", PAM_PERMIT,
+        cls.sshd = Sshd(os.path.join(cls.cdir, "sshd"), "sshd-certs", harness.PAM_PERMIT,
                         extra_config=extra)
         cls.sshd.start()
 
@@ -315,7 +311,7 @@ class SshCertTest(harness.IntegrationTest):
         # CA for *.it.test accepts it under that name, with no known_hosts
         # entry for the key itself.
         hdir = os.path.join(self.dir, "hostcert")
-        sshd = Sshd(hdir, "sshd-hostcert", PAM_PERMIT,
+        sshd = Sshd(hdir, "sshd-hostcert", harness.PAM_PERMIT,
                     extra_config="HostCertificate %s-cert.pub\n"
                                  "TrustedUserCAKeys %s.pub\n"
                                  "AuthorizedPrincipalsFile %s/%%u\n"
