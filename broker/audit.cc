@@ -33,6 +33,8 @@ std::string_view AuditEventTypeName(AuditEventType type) {
       return "session_terminated";
     case AuditEventType::kBastion:
       return "bastion";
+    case AuditEventType::kConfig:
+      return "config";
   }
   return "unknown";
 }
@@ -92,6 +94,11 @@ std::string AuditEventToJson(const AuditEvent& event) {
     j["bastion"] = {{"event", event.bastion->event},
                     {"remote_addr", event.bastion->remote_addr},
                     {"ssh_user", event.bastion->ssh_user}};
+  }
+  if (event.config.has_value()) {
+    j["config"] = {{"event", event.config->event},
+                   {"file", event.config->file},
+                   {"sha256", event.config->sha256}};
   }
   if (event.caller.has_value()) {
     j["caller"] = {{"uid", event.caller->uid},

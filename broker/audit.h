@@ -45,6 +45,7 @@ enum class AuditEventType {
   kCertRevoked,  // a certificate was revoked (carries `cert`)
   kSessionTerminated,  // a live recorded session was ended (carries `session`)
   kBastion,  // the bastion refused a login or relayed a forward (carries `bastion`)
+  kConfig,   // the broker loaded, reloaded or refused a configuration (carries `config`)
 };
 
 // What the audit trail says about a certificate.
@@ -70,8 +71,16 @@ struct BastionAudit {
   friend bool operator==(const BastionAudit&, const BastionAudit&) = default;
 };
 
+// What the broker did with its configuration file.
+struct ConfigAudit {
+  std::string event;   // "loaded" (start), "reloaded", "reload_refused"
+  std::string file;    // the path it was read from
+  std::string sha256;  // lowercase hex of the file's bytes ("" if unreadable)
+  friend bool operator==(const ConfigAudit&, const ConfigAudit&) = default;
+};
+
 // "created", "vote", "approved", "denied", "expired", "cancelled", "used",
-// "cert_issued", "cert_revoked", "session_terminated", "bastion".
+// "cert_issued", "cert_revoked", "session_terminated", "bastion", "config".
 // Stable: stored in the log.
 std::string_view AuditEventTypeName(AuditEventType type);
 
@@ -98,6 +107,8 @@ struct AuditEvent {
   // kBastion: what the bastion reported; the person is `actor`, the detail
   // `comment`.
   std::optional<BastionAudit> bastion;
+  // kConfig: which file, which bytes; why a reload was refused is `comment`.
+  std::optional<ConfigAudit> config;
 };
 
 // AuditSink receives audit events. Emit is called synchronously, once per
@@ -119,7 +130,8 @@ class AuditSink {
 //   created; cert {serial, kind, key_id, principals, valid_after,
 //   valid_before, fingerprint, ca_fingerprint, critical_options, extensions}
 //   for cert_issued and cert_revoked; session (the recorded session's id)
-//   for session_terminated.
+//   for session_terminated and bastion; bastion {event, remote_addr,
+//   ssh_user} for bastion; config {event, file, sha256} for config.
 // Bytes that are not valid UTF-8 are replaced with U+FFFD; the digest still
 // binds the exact bytes. Never throws.
 std::string AuditEventToJson(const AuditEvent& event);

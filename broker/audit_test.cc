@@ -90,6 +90,22 @@ TEST(AuditEventToJsonTest, BastionEventCarriesWhatTheBastionSaid) {
   EXPECT_EQ(j["comment"], "direct-tcpip to 127.0.0.1:5432");
 }
 
+TEST(AuditEventToJsonTest, ConfigEventNamesTheFileAndItsDigest) {
+  AuditEvent e;
+  e.type = AuditEventType::kConfig;
+  e.actor = kBrokerActor;
+  e.comment = "jitgate.yaml:3: 'policies': unknown key";
+  e.config = ConfigAudit{"reload_refused", "/etc/jitgate/jitgate.yaml", std::string(64, 'a')};
+  const auto j = nlohmann::json::parse(AuditEventToJson(e));
+  EXPECT_EQ(AuditEventTypeName(AuditEventType::kConfig), "config");
+  EXPECT_EQ(j["type"], "config");
+  EXPECT_EQ(j["config"]["event"], "reload_refused");
+  EXPECT_EQ(j["config"]["file"], "/etc/jitgate/jitgate.yaml");
+  EXPECT_EQ(j["config"]["sha256"], std::string(64, 'a'));
+  EXPECT_EQ(j["comment"], "jitgate.yaml:3: 'policies': unknown key");
+  EXPECT_FALSE(j.contains("session"));
+}
+
 TEST(AuditEventToJsonTest, SessionTerminatedNamesTheSession) {
   AuditEvent e;
   e.type = AuditEventType::kSessionTerminated;

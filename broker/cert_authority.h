@@ -52,6 +52,16 @@ class CertAuthority {
       : settings_(settings), signer_(std::move(signer)) {}
 
   const CaSettings& settings() const { return settings_; }
+  // A configuration reload: takes max_ttl, clock_skew, host_signers and
+  // host_max_ttl from settings; the key and the KRL path stay (changing them
+  // needs a restart: config.h CheckReloadable).
+  void UpdateSettings(const CaSettings& settings) {
+    const std::string key = settings_.key;
+    const std::string krl = settings_.krl;
+    settings_ = settings;
+    settings_.key = key;
+    settings_.krl = krl;
+  }
   const ca::PublicKey& public_key() const { return signer_->public_key(); }
 
   // CheckSubjectKey parses and checks the key of a certificate request: one

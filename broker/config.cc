@@ -6,10 +6,12 @@
 #include <set>
 #include <utility>
 
+#include "core/base/bytes.h"
 #include "core/base/status_macros.h"
 #include "core/config/reader.h"
 #include "core/config/yaml.h"
 #include "core/config/yaml_internal.h"
+#include "core/crypto/crypto.h"
 
 namespace jitgate::broker {
 
@@ -270,6 +272,39 @@ Status CheckListen(const Node& node, std::string_view listen) {
   return OkStatus();
 }
 
+// A loopback TCP address with a port ("127.0.0.1:9464", "[::1]:9464") or a
+// Unix socket ("unix:/run/jitgate/metrics.sock"). Names are refused: what
+// "localhost" resolves to is not this file's to promise.
+StatusOr<MetricsSettings> ParseMetrics(const Node& node) {
+  RETURN_IF_ERROR(config::CheckKeys(node, {"listen"}));
+  MetricsSettings m;
+  ASSIGN_OR_RETURN(m.listen, config::GetString(node, "listen"));
+  const Node& at = *Find(node, "listen");
+  const std::string_view listen = m.listen;
+  if (listen.starts_with(kUnixListenPrefix)) {
+    const std::string_view path = listen.substr(std::string_view(kUnixListenPrefix).size());
+    if (path.empty() || path[0] != '/' || path.size() > kMaxSocketPath) {
+      return Error(at, "expected unix: and an absolute path of at most " +
+                           std::to_string(kMaxSocketPath) + " bytes, got " + Quote(listen));
+    }
+    return m;
+  }
+  RETURN_IF_ERROR(CheckListen(at, listen));
+  std::string host(listen.substr(0, listen.rfind(':')));
+  unsigned char addr[16];
+  bool loopback = false;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    loopback = host == "[::1]";
+  } else if (::inet_pton(AF_INET, host.c_str(), addr) == 1) {
+    loopback = addr[0] == 127;
+  }
+  if (!loopback) {
+    return Error(at, "must be a loopback address (127.0.0.1:PORT, [::1]:PORT) or unix:PATH, got " +
+                         Quote(listen) + ": metrics are served without authentication");
+  }
+  return m;
+}
+
 StatusOr<BastionSettings> ParseBastion(const Node& node) {
   RETURN_IF_ERROR(config::CheckKeys(
       node, {"listen", "host_key", "users", "user_ca_keys", "targets", "run_as",
@@ -522,7 +557,7 @@ StatusOr<Config> FromYaml(const Node& root) {
                    "empty configuration (expected at least 'policies')");
   }
   RETURN_IF_ERROR(config::CheckKeys(
-      root, {"broker", "store", "ca", "bastion", "approvers", "policies"}));
+      root, {"broker", "store", "ca", "bastion", "metrics", "approvers", "policies"}));
   Config cfg;
   cfg.file = root.mark().file;
 
@@ -539,6 +574,10 @@ StatusOr<Config> FromYaml(const Node& root) {
                    config::GetMapping(root, "bastion", false));
   if (bastion != nullptr) {
     ASSIGN_OR_RETURN(cfg.bastion, ParseBastion(*bastion));
+  }
+  ASSIGN_OR_RETURN(const Node* metrics, config::GetMapping(root, "metrics", false));
+  if (metrics != nullptr) {
+    ASSIGN_OR_RETURN(cfg.metrics, ParseMetrics(*metrics));
   }
   ASSIGN_OR_RETURN(const Node* approvers,
                    config::GetMapping(root, "approvers", false));
@@ -598,6 +637,38 @@ StatusOr<Config> ParseConfig(std::string_view text,
 StatusOr<Config> LoadConfig(const std::string& path) {
   ASSIGN_OR_RETURN(Node root, config::LoadYamlFile(path));
   return FromYaml(root);
+}
+
+StatusOr<LoadedConfig> LoadConfigFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, config::ReadYamlFile(path));
+  ASSIGN_OR_RETURN(Config cfg, ParseConfig(text, path));
+  std::string sha256 = HexEncode(ByteSpan(crypto::Sha256(AsBytes(text))));
+  return LoadedConfig{std::move(cfg), std::move(text), std::move(sha256)};
+}
+
+Status CheckReloadable(const Config& running, const Config& next) {
+  auto restart = [&](const std::string& key) {
+    return FailedPreconditionError("'" + key + "' changed: restart jitgated to apply it");
+  };
+  if (next.broker.socket != running.broker.socket) return restart("broker.socket");
+  if (next.broker.state_dir != running.broker.state_dir) return restart("broker.state_dir");
+  if (next.store.dir != running.store.dir) return restart("store.dir");
+  if (next.store.key != running.store.key) return restart("store.key");
+  if (next.ca.has_value() != running.ca.has_value()) return restart("ca");
+  if (next.ca.has_value()) {
+    if (next.ca->key != running.ca->key) return restart("ca.key");
+    if (next.ca->krl != running.ca->krl) return restart("ca.krl");
+  }
+  if (next.bastion.has_value() != running.bastion.has_value()) return restart("bastion");
+  if (next.bastion.has_value()) {
+    if (next.bastion->listen != running.bastion->listen) return restart("bastion.listen");
+    if (next.bastion->host_key != running.bastion->host_key) return restart("bastion.host_key");
+  }
+  if (next.metrics.has_value() != running.metrics.has_value()) return restart("metrics");
+  if (next.metrics.has_value() && next.metrics->listen != running.metrics->listen) {
+    return restart("metrics.listen");
+  }
+  return OkStatus();
 }
 
 }  // namespace jitgate::broker

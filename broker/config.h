@@ -31,6 +31,11 @@
 //              login_grace  1s..1h (default 2m)
 //              accept_env   non-empty patterns of [A-Za-z0-9_*?] (default
 //                           [LANG, LC_*])
+//   metrics:   optional (docs/jitgated.md, "Metrics"):
+//              listen  127.0.0.1:PORT (any 127.0.0.0/8 address), [::1]:PORT,
+//                      or unix:/absolute/path (<= 107 bytes); required.
+//                      Nothing but loopback or a Unix socket: Prometheus
+//                      metrics are served without authentication.
 //   approvers: optional; {group: [user, ...]}, no user twice in a group
 //   policies:  required (may be []); see policy.h. Per rule:
 //              name      required, unique, [A-Za-z0-9_.-]{1,64}
@@ -143,6 +148,14 @@ struct BastionSettings {
   std::vector<std::string> accept_env = {"LANG", "LC_*"};
 };
 
+// The Prometheus endpoint (broker/metrics_http.h). listen is validated: a
+// loopback TCP address with a port (0: any free port) or "unix:" and an
+// absolute path.
+struct MetricsSettings {
+  std::string listen;
+};
+inline constexpr char kUnixListenPrefix[] = "unix:";
+
 // Config is a validated jitgate.yaml. A plain value type.
 struct Config {
   std::string file;  // the file name it was read from, for messages
@@ -150,6 +163,7 @@ struct Config {
   StoreSettings store;
   std::optional<CaSettings> ca;  // krl defaulted from broker.state_dir
   std::optional<BastionSettings> bastion;
+  std::optional<MetricsSettings> metrics;
   Policy policy;  // `approvers` and `policies`
 };
 
@@ -168,6 +182,29 @@ StatusOr<Config> ParseConfig(std::string_view text, std::string_view file_name);
 // a regular file) and validates it with ParseConfig. Read errors keep their
 // errno-derived code (NOT_FOUND, PERMISSION_DENIED, ...).
 StatusOr<Config> LoadConfig(const std::string& path);
+
+// A configuration as read from its file, with the SHA-256 (lowercase hex)
+// of the exact bytes that were validated, for the audit trail.
+struct LoadedConfig {
+  Config config;
+  std::string text;    // the bytes validated
+  std::string sha256;  // of text
+};
+
+// LoadConfigFile is LoadConfig that also returns the digest of the bytes.
+StatusOr<LoadedConfig> LoadConfigFile(const std::string& path);
+
+// CheckReloadable says whether a running broker can switch from running to
+// next without a restart (SIGHUP, `systemctl reload`). What a reload applies:
+// broker.submitters and recorder_group, ca.max_ttl, clock_skew, host_signers
+// and host_max_ttl, every bastion setting but listen and host_key (for new
+// connections), approvers and policies (for new requests: a waiting request
+// keeps the decision it was filed under). What needs a restart, and is refused
+// with FAILED_PRECONDITION naming the first such key: broker.socket and
+// state_dir, store.dir and key, adding or removing the ca section or changing
+// ca.key or ca.krl, adding or removing the bastion section or changing
+// bastion.listen or host_key, adding, removing or moving metrics.listen.
+Status CheckReloadable(const Config& running, const Config& next);
 
 }  // namespace jitgate::broker
 

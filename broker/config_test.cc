@@ -5,7 +5,10 @@
 
 #include <string>
 
+#include "core/base/bytes.h"
 #include "core/config/sample_config_testonly.h"
+#include "core/config/yaml.h"
+#include "core/crypto/crypto.h"
 #include "tests/testing/status_matchers.h"
 
 namespace jitgate::broker {
@@ -154,6 +157,19 @@ TEST(ConfigTest, BastionDefaults) {
   EXPECT_THAT(cfg.bastion->accept_env, IsEmpty());
 }
 
+TEST(ConfigTest, MetricsListensOnLoopbackOrAUnixSocket) {
+  ASSERT_OK_AND_ASSIGN(Config none, ParseConfig("policies: []\n", "t.yaml"));
+  EXPECT_FALSE(none.metrics.has_value());
+  for (const char* ok : {"127.0.0.1:9464", "127.1.2.3:0", "'[::1]:9464'", "unix:/run/jitgate/m.sock"}) {
+    ASSERT_OK_AND_ASSIGN(
+        Config cfg, ParseConfig(std::string("metrics:\n  listen: ") + ok + "\npolicies: []\n", "t.yaml"));
+    ASSERT_TRUE(cfg.metrics.has_value()) << ok;
+    std::string want = ok;
+    if (want.front() == '\'') want = want.substr(1, want.size() - 2);
+    EXPECT_EQ(cfg.metrics->listen, want);
+  }
+}
+
 TEST(ConfigTest, AddressesAndCidrBlocks) {
   for (const char* ok : {"10.0.0.7", "10.0.0.0/8", "0.0.0.0/0", "::1", "2001:db8::/32", "::/0"}) {
     EXPECT_TRUE(IsAddressOrCidr(ok)) << ok;
@@ -175,6 +191,59 @@ TEST(ConfigTest, LoadsTheShippedSampleFile) {
               ElementsAre("oncall", "security"));
   EXPECT_EQ(cfg.policy.rules[2].timeout, minutes(10));
   EXPECT_EQ(cfg.policy.rules[2].ttl, minutes(5));
+}
+
+TEST(ConfigTest, ReloadAppliesPolicyAndRefusesWhatNeedsARestart) {
+  const std::string base =
+      "broker:\n  socket: /run/j/s.sock\n  submitters: [root]\n"
+      "ca:\n  key: /etc/j/ca\n"
+      "bastion:\n  listen: 127.0.0.1:2222\n  host_key: /etc/j/hk\n"
+      "approvers:\n  oncall: [bob]\n"
+      "policies:\n  - name: p\n    approvers: [oncall]\n";
+  ASSERT_OK_AND_ASSIGN(Config running, ParseConfig(base, "a.yaml"));
+  auto check = [&](const std::string& from, const std::string& to) {
+    std::string text = base;
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    StatusOr<Config> next = ParseConfig(text, "b.yaml");
+    EXPECT_OK(next.status());
+    return next.ok() ? CheckReloadable(running, *next) : next.status();
+  };
+  // Reloadable: policy, approvers, submitters, CA limits, bastion users.
+  EXPECT_OK(check("oncall: [bob]", "oncall: [bob, carol]"));
+  EXPECT_OK(check("approvers: [oncall]\n", "approve: auto\n"));
+  EXPECT_OK(check("submitters: [root]", "submitters: [root, daemon]"));
+  EXPECT_OK(check("key: /etc/j/ca\n", "key: /etc/j/ca\n  max_ttl: 5m\n"));
+  EXPECT_OK(check("host_key: /etc/j/hk\n", "host_key: /etc/j/hk\n  max_sessions: 3\n"));
+  // A restart: every key whose value is bound at start.
+  const std::pair<std::string, std::string> restart[] = {
+      {"socket: /run/j/s.sock", "socket: /run/j/t.sock"},
+      {"submitters: [root]", "submitters: [root]\n  state_dir: /var/lib/other"},
+      {"key: /etc/j/ca\n", "key: /etc/j/ca2\n"},
+      {"ca:\n  key: /etc/j/ca\n", ""},
+      {"listen: 127.0.0.1:2222", "listen: 127.0.0.1:2223"},
+      {"host_key: /etc/j/hk", "host_key: /etc/j/hk2"},
+      {"approvers:\n", "metrics:\n  listen: 127.0.0.1:9100\napprovers:\n"},
+  };
+  const char* names[] = {"broker.socket", "broker.state_dir", "ca.key", "'ca'",
+                         "bastion.listen", "bastion.host_key", "'metrics'"};
+  for (size_t i = 0; i < std::size(restart); ++i) {
+    EXPECT_THAT(check(restart[i].first, restart[i].second),
+                StatusIs(StatusCode::kFailedPrecondition, ::testing::HasSubstr(names[i])))
+        << restart[i].second;
+  }
+}
+
+TEST(ConfigTest, LoadConfigFileReturnsTheDigestOfTheBytesItChecked) {
+  ASSERT_OK_AND_ASSIGN(LoadedConfig loaded,
+                       LoadConfigFile(JITGATE_BROKER_TESTDATA "/jitgate.yaml"));
+  ASSERT_OK_AND_ASSIGN(std::string text, config::ReadYamlFile(JITGATE_BROKER_TESTDATA "/jitgate.yaml"));
+  EXPECT_EQ(loaded.text, text);
+  EXPECT_EQ(loaded.sha256, HexEncode(ByteSpan(crypto::Sha256(AsBytes(text)))));
+  EXPECT_EQ(loaded.config.policy.rules.size(), 4u);
+  EXPECT_THAT(LoadConfigFile("/nonexistent/jitgate.yaml"),
+              StatusIs(StatusCode::kNotFound, ::testing::_));
 }
 
 TEST(ConfigTest, LoadConfigKeepsReadErrors) {
@@ -239,7 +308,7 @@ const RejectCase kRejectCases[] = {
     {__LINE__, "- a\n", "t.yaml:1: top level: expected a mapping, got a list"},
     {__LINE__, "polices: []\n",
      "t.yaml:1: unknown key 'polices' at top level (expected one of: broker, "
-     "store, ca, bastion, approvers, policies)"},
+     "store, ca, bastion, metrics, approvers, policies)"},
     {__LINE__, "broker: {}\n",
      "t.yaml:1: missing required key 'policies' at top level"},
     {__LINE__, "policies:\n",
@@ -322,6 +391,27 @@ const RejectCase kRejectCases[] = {
      "t.yaml:3: 'bastion.user_ca_keys[0]': expected a string, got a list"},
     {__LINE__, "bastion:\n  host_key: /k\n  run_as: 'no body'\npolicies: []\n",
      "t.yaml:3: 'bastion.run_as': not a valid user name: 'no body'"},
+    {__LINE__, "metrics: {}\npolicies: []\n",
+     "t.yaml:1: missing required key 'listen' in 'metrics'"},
+    {__LINE__, "metrics:\n  listen: 127.0.0.1:9464\n  path: /m\npolicies: []\n",
+     "t.yaml:3: unknown key 'path' in 'metrics' (expected one of: listen)"},
+    {__LINE__, "metrics:\n  listen: 0.0.0.0:9464\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': must be a loopback address (127.0.0.1:PORT, [::1]:PORT) or "
+     "unix:PATH, got '0.0.0.0:9464': metrics are served without authentication"},
+    {__LINE__, "metrics:\n  listen: '[::]:9464'\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': must be a loopback address (127.0.0.1:PORT, [::1]:PORT) or "
+     "unix:PATH, got '[::]:9464': metrics are served without authentication"},
+    {__LINE__, "metrics:\n  listen: localhost:9464\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': must be a loopback address (127.0.0.1:PORT, [::1]:PORT) or "
+     "unix:PATH, got 'localhost:9464': metrics are served without authentication"},
+    {__LINE__, "metrics:\n  listen: 127.0.0.1\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': expected host:port (e.g. 0.0.0.0:2222), got '127.0.0.1'"},
+    {__LINE__, "metrics:\n  listen: unix:run/m.sock\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': expected unix: and an absolute path of at most 107 bytes, "
+     "got 'unix:run/m.sock'"},
+    {__LINE__, "metrics:\n  listen: 'unix:/" + std::string(107, 'm') + "'\npolicies: []\n",
+     "t.yaml:2: 'metrics.listen': expected unix: and an absolute path of at most 107 bytes, "
+     "got 'unix:/" + std::string(58, 'm') + "...'"},
     {__LINE__, "bastion:\n  host_key: /k\n  run_as: root\npolicies: []\n",
      "t.yaml:3: 'bastion.run_as': must not be root"},
     {__LINE__, "bastion:\n  host_key: /k\n  run_as: ''\npolicies: []\n",

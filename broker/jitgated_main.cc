@@ -18,12 +18,16 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
 
 #include "broker/bastion/listener.h"
 #include "broker/bastion/session.h"
 #include "broker/config.h"
+#include "broker/daemon_log.h"
+#include "broker/health.h"
+#include "broker/metrics_http.h"
 #include "broker/server.h"
 #include "broker/state_db.h"
 #include "core/base/env.h"
@@ -46,8 +50,16 @@ std::string Hostname() {
   return buf;
 }
 
-int Serve(const jitgate::broker::Config& config, const std::string& config_path) {
+// Where the bastion's session processes read their configuration: a copy of
+// the bytes the broker validated last, so that a bad edit of the file (which
+// a reload refuses) never reaches them.
+std::string BastionConfigPath(const jitgate::broker::Config& config) {
+  return config.broker.state_dir + "/bastion-config.yaml";
+}
+
+int Serve(const jitgate::broker::LoadedConfig& loaded, const std::string& config_path) {
   using namespace jitgate;
+  const broker::Config& config = loaded.config;
   // Block the stop signals before any thread exists (the store starts its
   // writer thread), so that every thread inherits the mask and the signals
   // reach only the server's signalfd, never a default action that would kill
@@ -99,9 +111,39 @@ int Serve(const jitgate::broker::Config& config, const std::string& config_path)
 
   // Set after server.Start(), on this thread, before Run() consults it.
   std::unique_ptr<bastion::Listener> listener;
+  // Metrics and health (docs/jitgated.md, "Metrics", "Health"): the store is
+  // verified in the background from now on.
+  StatusOr<note::Signer> log_key = store::LoadSignerKey(env, config.store.key);
+  if (!log_key.ok()) return Fail(1, "store.key: " + log_key.status().message());
+  broker::BrokerMetrics metrics(kVersion, uint64_t(::time(nullptr)), ca != nullptr);
+  metrics.WatchStore(store.get(), RealClock());
+  broker::HealthOptions ho;
+  ho.store = store.get();
+  ho.metrics = &metrics;
+  if (ca != nullptr) {
+    ho.ca = *config.ca;
+    ho.ca_fingerprint = ca->public_key().Fingerprint();
+  }
+  std::unique_ptr<broker::HealthMonitor> health =
+      broker::HealthMonitor::Start(std::move(ho), log_key->GetVerifier());
+
   broker::ServerOptions opts;
   opts.server_id = std::string("jitgated ") + kVersion + " " + Hostname();
+  opts.metrics = &metrics;
+  opts.health = health.get();
   opts.ca = ca.get();
+  opts.config_sha256 = loaded.sha256;
+  opts.load_config = [config_path]() { return broker::LoadConfigFile(config_path); };
+  // The bastion's part of a reload: its session processes read the new
+  // configuration from the copy, and the listener takes the new limit.
+  // Reloads happen on the server's thread, so `listener` is set by then.
+  opts.apply_config = [&listener, env](const broker::LoadedConfig& next) -> Status {
+    if (!next.config.bastion.has_value() || listener == nullptr) return OkStatus();
+    Status s = env->WriteFileAtomically(BastionConfigPath(next.config), AsBytes(next.text), 0600);
+    if (!s.ok()) return Status(s.code(), "saving the bastion's copy: " + s.message());
+    listener->SetMaxSessions(static_cast<size_t>(next.config.bastion->max_sessions));
+    return OkStatus();
+  };
   opts.is_bastion_session = [&listener](pid_t pid) {
     return listener != nullptr && listener->IsSessionProcess(pid);
   };
@@ -109,15 +151,14 @@ int Serve(const jitgate::broker::Config& config, const std::string& config_path)
   Status s = server.Start();
   if (!s.ok()) return Fail(1, s.message());
   if (config.bastion.has_value()) {
-    // The session processes load the same file; they may run elsewhere, and
-    // the path given on the command line may be relative.
-    char real[PATH_MAX];
-    if (::realpath(config_path.c_str(), real) == nullptr) {
-      return Fail(1, "cannot resolve " + config_path + ": " + std::strerror(errno));
-    }
+    // The session processes load the copy (an absolute path: they may run
+    // elsewhere).
+    const std::string copy = BastionConfigPath(config);
+    Status saved = env->WriteFileAtomically(copy, AsBytes(loaded.text), 0600);
+    if (!saved.ok()) return Fail(1, "saving the bastion's configuration copy: " + saved.message());
     bastion::ListenerOptions lo;
     lo.self_exe = "/proc/self/exe";
-    lo.config_path = real;
+    lo.config_path = copy;
     StatusOr<std::unique_ptr<bastion::Listener>> started =
         bastion::Listener::Start(*config.bastion, std::move(lo));
     if (!started.ok()) return Fail(1, started.status().message());
@@ -126,7 +167,23 @@ int Serve(const jitgate::broker::Config& config, const std::string& config_path)
     std::fprintf(stderr, "jitgated: bastion listening on %s:%u\n",
                  listen.substr(0, listen.rfind(':')).c_str(), listener->port());
   }
+  if (listener != nullptr) {
+    bastion::Listener* l = listener.get();  // stopped only after the metrics
+    metrics.WatchBastion([l] { return l->live_sessions(); });
+  }
+  std::unique_ptr<broker::MetricsHttpServer> http;
+  if (config.metrics.has_value()) {
+    StatusOr<std::unique_ptr<broker::MetricsHttpServer>> started = broker::MetricsHttpServer::Start(
+        config.metrics->listen, [&metrics] { return metrics.Render(); });
+    if (!started.ok()) return Fail(1, started.status().message());
+    http = std::move(*started);
+    std::fprintf(stderr, "jitgated: metrics on %s (GET /metrics)\n", http->address().c_str());
+  }
+  broker::NotifyReady("serving on " + config.broker.socket);
   s = server.Run();
+  broker::NotifyStopping();
+  if (http != nullptr) http->Stop();
+  health->Stop();
   if (listener != nullptr) listener->Stop();
   Status closed = store->Close();
   if (!s.ok()) return Fail(1, "stopped: " + s.message());
@@ -167,13 +224,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string path = vm["config"].as<std::string>();
-  jitgate::StatusOr<jitgate::broker::Config> config = jitgate::broker::LoadConfig(path);
-  if (!config.ok()) return Fail(2, config.status().message());
-  if (vm.count("bastion-session")) return jitgate::bastion::RunSession(*config, 3);
+  jitgate::StatusOr<jitgate::broker::LoadedConfig> loaded = jitgate::broker::LoadConfigFile(path);
+  if (!loaded.ok()) return Fail(2, loaded.status().message());
+  if (vm.count("bastion-session")) return jitgate::bastion::RunSession(loaded->config, 3);
   if (vm.count("check-config")) {
     std::printf("%s: configuration is valid (%zu policies)\n", path.c_str(),
-                config->policy.rules.size());
+                loaded->config.policy.rules.size());
     return 0;
   }
-  return Serve(*config, path);
+  return Serve(*loaded, path);
 }

@@ -182,7 +182,10 @@ void RequestBook::Close(Request& r, RequestState state, AuditEventType type,
                         std::string_view actor, std::string_view comment,
                         int64_t now) {
   std::optional<int64_t> old_due = DueTime(r);
-  if (r.state == RequestState::kPending) r.decided_unix_nanos = now;
+  if (r.state == RequestState::kPending) {
+    r.decided_unix_nanos = now;
+    --pending_;
+  }
   r.state = state;
   Track(r, old_due);
   r.closed_by = std::string(actor);
@@ -225,6 +228,7 @@ StatusOr<Request> RequestBook::Create(const wire::RequestFields& fields,
   r.state = RequestState::kPending;
   r.created_unix_nanos = now;
   Request& stored = requests_.emplace(id, std::move(r)).first->second;
+  ++pending_;  // until the decision below, if any
 
   AuditEvent created =
       EventFor(stored, AuditEventType::kCreated, fields.user, "", now);
@@ -247,6 +251,7 @@ StatusOr<Request> RequestBook::Create(const wire::RequestFields& fields,
         break;
       }
       stored.state = RequestState::kApproved;
+      --pending_;
       stored.decided_unix_nanos = now;
       stored.valid_until_unix_nanos = now + decision.ttl.count();
       stored.closed_by = kBrokerActor;
@@ -357,6 +362,7 @@ Status RequestBook::Restore(Request request) {
   if (!inserted) {
     return AlreadyExistsError("request " + it->first + " already exists");
   }
+  if (it->second.state == RequestState::kPending) ++pending_;
   Track(it->second, std::nullopt);
   return OkStatus();
 }
@@ -421,6 +427,7 @@ StatusOr<Request> RequestBook::Approve(std::string_view id_or_prefix,
   }
   std::optional<int64_t> old_due = DueTime(*r);
   r->state = RequestState::kApproved;
+  --pending_;
   r->decided_unix_nanos = now;
   r->valid_until_unix_nanos = now + d.ttl.count();
   Track(*r, old_due);

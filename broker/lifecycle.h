@@ -209,6 +209,8 @@ class RequestBook {
   size_t size() const { return requests_.size(); }
   // Requests pending or approved (not yet used): what may still change.
   size_t active() const { return due_.size(); }
+  // Requests waiting for a decision.
+  size_t pending() const { return pending_; }
 
  private:
   StatusOr<Request*> Resolve(std::string_view id_or_prefix);
@@ -233,6 +235,7 @@ class RequestBook {
   // (due time, id) of every pending or approved request: Expire and
   // NextDeadline look only here, so finished history costs nothing.
   std::set<std::pair<int64_t, std::string>> due_;
+  size_t pending_ = 0;  // requests in state kPending
 };
 
 }  // namespace jitgate::broker

@@ -510,6 +510,36 @@ TEST_F(LifecycleTest, NextDeadlineFollowsTheEarliestActiveRequest) {
   EXPECT_EQ(book_.active(), 0u);
 }
 
+TEST_F(LifecycleTest, PendingCountsOnlyRequestsWaitingForADecision) {
+  EXPECT_EQ(book_.pending(), 0u);
+  Decision deny;
+  deny.outcome = Outcome::kDeny;
+  ASSERT_OK(book_.Create(SshFields(), SshdCaller(), deny, now()).status());
+  Decision autod;
+  autod.outcome = Outcome::kAutoApprove;
+  autod.ttl = std::chrono::minutes(2);
+  ASSERT_OK(book_.Create(SshFields(), SshdCaller(), autod, now()).status());
+  EXPECT_EQ(book_.pending(), 0u);
+  Request a = MustCreate(SshFields(), Needs(2, {"bob", "carol"}));
+  Request b = MustCreate(SshFields(), Needs(1, {"bob"}));
+  Request c = MustCreate(SshFields(), Needs(1, {"bob"}));
+  Request d = MustCreate(SshFields(), Needs(1, {"bob"}));
+  EXPECT_EQ(book_.pending(), 4u);
+  ASSERT_OK(book_.Approve(a.id, "bob", a.digest, "", now()).status());  // a vote
+  EXPECT_EQ(book_.pending(), 4u);
+  ASSERT_OK(book_.Approve(a.id, "carol", a.digest, "", now()).status());
+  ASSERT_OK(book_.Deny(b.id, "bob", b.digest, "", now()).status());
+  ASSERT_OK(book_.Cancel(c.id, "alice", "", now()));
+  EXPECT_EQ(book_.pending(), 1u);
+  RequestBook restarted(&sink_, FixedIds({"k9m20009"}));
+  ASSERT_OK(restarted.Restore(d));
+  ASSERT_OK(restarted.Restore(*book_.Get(a.id)));  // approved
+  EXPECT_EQ(restarted.pending(), 1u);
+  clock_.Advance(5 * kMinute);
+  EXPECT_THAT(book_.Expire(now()), ::testing::Contains(d.id));  // and the auto-approval's
+  EXPECT_EQ(book_.pending(), 0u);
+}
+
 TEST(RequestIdTest, RandomIdsAreWellFormedAndSpread) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {

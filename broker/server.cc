@@ -18,8 +18,11 @@
 #include <cstring>
 #include <utility>
 
+#include "broker/broker_metrics.h"
+#include "broker/health.h"
 #include "core/base/status_macros.h"
 #include "core/base/text.h"
+#include "core/base/unix_socket.h"
 #include "core/crypto/crypto.h"
 
 namespace jitgate::broker {
@@ -51,6 +54,14 @@ std::string Cut(std::string s, size_t cap) {
 }
 
 // "2 of oncall, security", "policy:dev", "nobody (denied by policy)".
+// The journal fields of a log line about request r (daemon_log.h).
+LogFields FieldsOf(const Request& r, std::string_view decision) {
+  return LogFields{.request = r.id,
+                   .user = r.fields.user,
+                   .service = r.fields.service,
+                   .decision = decision};
+}
+
 std::string ApproversLabel(const Decision& d) {
   switch (d.outcome) {
     case Outcome::kApproval: {
@@ -125,7 +136,7 @@ Server::Server(const Config& config, StateDb* db, store::Store* store, ServerOpt
       store_(store),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : RealClock()),
-      sink_(store),
+      sink_(store, MetricsObservers(options_.metrics, &book_), clock_),
       book_(&sink_, [this]() -> StatusOr<std::string> {
         // Ids are never reused: a fresh id must be new to the whole history
         // in the database, not just to the requests in memory.
@@ -144,8 +155,47 @@ Server::Server(const Config& config, StateDb* db, store::Store* store, ServerOpt
 Server::~Server() = default;
 
 
-void Server::Log(const std::string& line) {
-  if (options_.log_events) std::fprintf(stderr, "jitgated: %s\n", line.c_str());
+void Server::Log(const std::string& line, const LogFields& fields) {
+  if (options_.log_events) DaemonLog(line, fields);
+}
+
+void Server::EmitConfigEvent(const std::string& event, const std::string& file,
+                             const std::string& sha256, const std::string& comment) {
+  AuditEvent e;
+  e.type = AuditEventType::kConfig;
+  e.actor = std::string(kBrokerActor);
+  e.comment = comment;
+  e.time_unix_nanos = Now();
+  e.config = ConfigAudit{event, file, sha256};
+  sink_.Emit(e);
+}
+
+void Server::Reload() {
+  if (!options_.load_config) {
+    Log("SIGHUP: this broker was started without a configuration file to reload");
+    return;
+  }
+  NotifyReloading();
+  StatusOr<LoadedConfig> next = options_.load_config();
+  Status s = next.ok() ? CheckReloadable(config_, next->config) : next.status();
+  if (s.ok() && options_.apply_config) s = options_.apply_config(*next);
+  if (!s.ok()) {
+    Log("configuration reload refused, the running configuration stays: " + s.message(),
+        LogFields{.decision = "reload_refused", .warning = true});
+    EmitConfigEvent("reload_refused", config_.file, next.ok() ? next->sha256 : "", s.message());
+    if (options_.metrics != nullptr) options_.metrics->OnConfigReload(false, Seconds(Now()));
+    NotifyReady("serving; last reload refused: " + s.message());
+    return;
+  }
+  config_ = std::move(next->config);
+  if (options_.ca != nullptr && config_.ca.has_value()) options_.ca->UpdateSettings(*config_.ca);
+  EmitConfigEvent("reloaded", config_.file, next->sha256, "");
+  if (options_.metrics != nullptr) options_.metrics->OnConfigReload(true, Seconds(Now()));
+  Log("configuration reloaded from " + config_.file + " (sha256 " + next->sha256.substr(0, 16) +
+          "): " + std::to_string(config_.policy.rules.size()) + " policies; waiting requests keep "
+          "the policy they were filed under",
+      LogFields{.decision = "reloaded"});
+  NotifyReady("serving; configuration reloaded");
 }
 
 Status Server::Start() {
@@ -188,32 +238,11 @@ Status Server::Start() {
 
   // The socket: directory owned by us, 0755, so nobody else can swap it.
   const std::string& path = config_.broker.socket;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return InvalidArgumentError("socket path too long: " + path);
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
   std::string dir = path.substr(0, path.find_last_of('/'));
   if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, "creating socket directory " + dir);
   }
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return FailedPreconditionError(path + " exists and is not a socket; refusing to replace it");
-    }
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      return FailedPreconditionError("another jitgated is already listening on " + path);
-    }
-    if (::unlink(path.c_str()) != 0) return ErrnoToStatus(errno, "removing stale socket " + path);
-  }
-  listen_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!listen_) return ErrnoToStatus(errno, "socket");
-  if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoToStatus(errno, "bind " + path);
-  }
+  ASSIGN_OR_RETURN(listen_, BindUnixSocket(path, "another jitgated"));
   // Every local user may connect; what each may do is decided per operation
   // by SO_PEERCRED (docs/protocol.md §1).
   if (::chmod(path.c_str(), 0666) != 0) return ErrnoToStatus(errno, "chmod " + path);
@@ -241,6 +270,9 @@ Status Server::Start() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   next_prune_ = Now() + kPruneInterval;
+  if (!options_.config_sha256.empty()) {
+    EmitConfigEvent("loaded", config_.file, options_.config_sha256, "");
+  }
   Log("listening on " + path);
   return OkStatus();
 }
@@ -275,8 +307,7 @@ Status Server::Run() {
         signalfd_siginfo si;
         while (::read(fd, &si, sizeof(si)) == sizeof(si)) {
           if (si.ssi_signo == SIGHUP) {
-            Log("SIGHUP: configuration reload is not supported yet; restart jitgated to apply "
-                "a new configuration (waiting clients resume)");
+            Reload();
           } else {
             Log(std::string("stopping on ") + (si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT"));
             stopping_ = true;
@@ -344,6 +375,7 @@ Status Server::EndTurn() {
   RETURN_IF_ERROR(db_->Commit());
   RETURN_IF_ERROR(sink_.Flush());
   SendSessionAcks();  // only now: what they acknowledge is durable
+  if (options_.metrics != nullptr) options_.metrics->SetLoop(book_.pending(), sessions_.size());
   std::set<int> flush;
   flush.swap(to_flush_);
   for (int fd : flush) {
@@ -358,7 +390,7 @@ void Server::RunTimers() {
   for (const std::string& id : book_.Expire(now)) {
     Touch(id);
     const Request* r = book_.Get(id);
-    if (r != nullptr) Log("request " + id + " expired: " + r->closed_comment);
+    if (r != nullptr) Log("request " + id + " expired: " + r->closed_comment, FieldsOf(*r, "expired"));
     NotifyFiler(id);
     NotifyFollowers(id, false);
   }
@@ -378,7 +410,8 @@ void Server::RunTimers() {
                      now)
             .ok()) {
       Touch(id);
-      Log("request " + id + " cancelled: its client did not resume after the restart");
+      Log("request " + id + " cancelled: its client did not resume after the restart",
+          LogFields{.request = id, .decision = "cancelled"});
       NotifyFollowers(id, false);
     }
   }
@@ -513,6 +546,8 @@ void Server::HandleMessage(Conn& c, wire::Message m) {
   if (auto* cs = std::get_if<wire::CloseSession>(&m)) return OnCloseSession(c, *cs);
   if (auto* t = std::get_if<wire::TerminateSession>(&m)) return OnTerminateSession(c, *t);
   if (auto* b = std::get_if<wire::BastionEvent>(&m)) return OnBastionEvent(c, *b);
+  if (std::holds_alternative<wire::GetStatus>(m)) return OnGetStatus(c);
+  if (auto* r = std::get_if<wire::SpoolReport>(&m)) return OnSpoolReport(c, *r);
   // Server-to-client types were already refused by the state machine.
   SendError(c, wire::ErrorCode::kUnexpectedMessage, "unexpected message");
   c.close_after_write = true;
@@ -612,7 +647,8 @@ void Server::CloseConn(int fd, bool cancel_request) {
       if (cancel_request && !stopping_ && r != nullptr && r->state == RequestState::kPending) {
         if (book_.Cancel(id, kBrokerActor, "the waiting client went away", Now()).ok()) {
           Touch(id);
-          Log("request " + id + " cancelled: its client went away");
+          Log("request " + id + " cancelled: its client went away",
+              LogFields{.request = id, .decision = "cancelled"});
           NotifyFollowers(id, false);
         }
       }
@@ -849,7 +885,8 @@ void Server::OnSubmit(Conn& c, wire::SubmitRequest m) {
                          "' requires a reason and this client cannot ask for one; give a reason",
                      wire::kMaxMessageField);
     Log("refused a request of " + f.user + " for " + f.service + " on " + f.host +
-        ": reason required, none given");
+            ": reason required, none given",
+        LogFields{.user = f.user, .service = f.service, .decision = "refused"});
     Send(c, no);
     c.close_after_write = true;
     return;
@@ -901,7 +938,10 @@ void Server::CreateAndAnswer(Conn& c, wire::RequestFields fields, Decision decis
       " -> " + fields.target_user + "@" + fields.host +
       (fields.command.empty() ? "" : " `" + Cut(fields.command, 200) + "`") + " [policy " +
       (decision.policy.empty() ? "none" : decision.policy) + ": " + ApproversLabel(decision) +
-      "] " + std::string(RequestStateName(created->state)));
+          "] " + std::string(RequestStateName(created->state)),
+      FieldsOf(*created, created->state == RequestState::kPending
+                             ? std::string_view("pending")
+                             : RequestStateName(created->state)));
   if (created->state != RequestState::kPending) {
     NotifyFollowers(id, true);
     Deliver(c, id);
@@ -975,7 +1015,7 @@ void Server::Deliver(Conn& c, const std::string& id) {
       d.message = Cut("request " + id + " approved by " + by +
                           (d.comment.empty() ? "" : ": " + d.comment),
                       wire::kMaxMessageField);
-      Log("request " + id + " used by " + c.peer_label);
+      Log("request " + id + " used by " + c.peer_label, FieldsOf(*r, "used"));
       NotifyFollowers(id, false);
     }
   }
@@ -1113,7 +1153,8 @@ void Server::OnCancel(Conn& c) {
   if (!id.empty() &&
       book_.Cancel(id, c.peer.user, "cancelled by the requester", Now()).ok()) {
     Touch(id);
-    Log("request " + id + " cancelled by " + c.peer_label);
+    Log("request " + id + " cancelled by " + c.peer_label,
+        LogFields{.request = id, .decision = "cancelled", .actor = c.peer.user});
     NotifyFollowers(id, false);
   }
   if (!id.empty()) {
@@ -1202,9 +1243,13 @@ void Server::OnVote(Conn& c, bool approve, const std::string& id_or_prefix,
     return;
   }
   Touch(r.id);
+  LogFields fields = FieldsOf(*after, RequestStateName(after->state));
+  if (after->state == RequestState::kPending) fields.decision = "vote";
+  fields.actor = who;
   Log("request " + r.id + (approve ? " approved by " : " denied by ") + who +
-      (comment.empty() ? "" : " (" + Cut(comment, 200) + ")") + " -> " +
-      std::string(RequestStateName(after->state)));
+          (comment.empty() ? "" : " (" + Cut(comment, 200) + ")") + " -> " +
+          std::string(RequestStateName(after->state)),
+      fields);
   Send(c, InfoOf(*after));
   NotifyFiler(r.id);
   NotifyFollowers(r.id, false);
@@ -1763,6 +1808,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
   Log("session " + id + " opened by " + c.peer_label + ": " + m.recorder + " " + m.user + " -> " +
       m.login + "@" + info.target + (m.request_id.empty() ? "" : " (request " + m.request_id + ")"));
   sessions_[id] = std::move(live);
+  if (options_.metrics != nullptr) options_.metrics->OnSessionOpened(m.recorder);
   Send(c, wire::SessionOpened{id, 0});
 }
 
@@ -1975,6 +2021,35 @@ void Server::OnBastionEvent(Conn& c, const wire::BastionEvent& m) {
   Log("bastion " + m.event + ": " + (m.user.empty() ? std::string("-") : m.user) + " from " +
       m.remote_addr + " as " + Cut(m.ssh_user, 80) + ": " + Cut(m.detail, 200));
   Send(c, wire::BastionEventAck{});
+}
+
+// Health ------------------------------------------------------------------
+
+void Server::OnGetStatus(Conn& c) {
+  // Anyone may ask: counts, paths and health, nothing of a request's or a
+  // session's content.
+  if (options_.health == nullptr) {
+    SendError(c, wire::ErrorCode::kInvalidRequest, "this broker keeps no health state");
+    return;
+  }
+  Send(c, options_.health->Report(config_, options_.server_id, Seconds(Now()), book_.pending(),
+                                  sessions_.size()));
+}
+
+void Server::OnSpoolReport(Conn& c, const wire::SpoolReport& m) {
+  // Who may record may say how much waits to be recorded.
+  const std::string& group = config_.broker.recorder_group;
+  std::optional<gid_t> gid = group.empty() ? std::nullopt : GidOfGroup(group);
+  if (c.peer.uid != 0 && !IsSubmitter(c) && !(gid.has_value() && c.peer.gid == *gid)) {
+    SendError(c, wire::ErrorCode::kPermissionDenied,
+              c.peer_label + " may not report a spool (root, broker.submitters and "
+                             "broker.recorder_group only)");
+    return;
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->SetSpool(m.host, m.sessions, m.bytes, Seconds(Now()));
+  }
+  Send(c, wire::SpoolReportAck{});
 }
 
 }  // namespace jitgate::broker

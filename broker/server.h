@@ -29,6 +29,7 @@
 
 #include "broker/cert_authority.h"
 #include "broker/config.h"
+#include "broker/daemon_log.h"
 #include "broker/lifecycle.h"
 #include "broker/state_db.h"
 #include "broker/store_audit.h"
@@ -42,6 +43,9 @@
 #include "store/store.h"
 
 namespace jitgate::broker {
+
+class BrokerMetrics;
+class HealthMonitor;
 
 struct ServerOptions {
   Clock* clock = nullptr;  // default RealClock()
@@ -62,6 +66,10 @@ struct ServerOptions {
   size_t keep_finished_max = 10'000;
   // Print one line per request event to stderr.
   bool log_events = true;
+  // Metrics and health (not owned; may be null): counted by the loop, and
+  // what GetStatus reports (docs/jitgated.md, "Health").
+  BrokerMetrics* metrics = nullptr;
+  HealthMonitor* health = nullptr;
   // The certificate authority (not owned); null when the configuration has
   // no `ca:` section, and requests with a public key are then refused.
   CertAuthority* ca = nullptr;
@@ -70,6 +78,18 @@ struct ServerOptions {
   // at each message, never cached: such a peer may file service "bastion"
   // requests and record "bastion" sessions for any user, and nothing else.
   std::function<bool(pid_t)> is_bastion_session;
+  // Reload (SIGHUP, `systemctl reload`): load_config reads and validates the
+  // configuration file again; empty = SIGHUP only logs that there is nothing
+  // to reload. A new configuration that fails validation or CheckReloadable
+  // (config.h) is refused and the running one stays.
+  std::function<StatusOr<LoadedConfig>()> load_config;
+  // Called with a configuration that passed those checks, before the server
+  // switches to it, so that the caller applies its own part (the bastion); an
+  // error refuses the reload. May be empty.
+  std::function<Status(const LoadedConfig&)> apply_config;
+  // The SHA-256 (hex) of the configuration file the server starts with; when
+  // set, Start() records a `config` audit event (event `loaded`) with it.
+  std::string config_sha256;
 };
 
 class Server {
@@ -94,6 +114,10 @@ class Server {
 
   // Asks Run to return. Thread- and async-signal-safe.
   void Stop();
+
+  // The configuration in force (changes on a successful reload). For the
+  // server's own thread.
+  const Config& config() const { return config_; }
 
  private:
   struct Conn;
@@ -129,6 +153,9 @@ class Server {
   // Ends a live session: audit event, SessionTerminated to its recorder.
   void OnTerminateSession(Conn& c, const wire::TerminateSession& m);
   void OnBastionEvent(Conn& c, const wire::BastionEvent& m);
+  // `jitgate status` (anyone), and recorders' spool reports (as OpenSession).
+  void OnGetStatus(Conn& c);
+  void OnSpoolReport(Conn& c, const wire::SpoolReport& m);
   // Root, or an approver of the request the session runs under.
   bool MayTerminate(const Conn& c, const recorder::SessionInfo& session) const;
   // Loads the sessions a previous run left open (recorders may resume them).
@@ -178,10 +205,15 @@ class Server {
   std::optional<uid_t> UidOfName(const std::string& name);
   std::vector<std::string> GroupsOf(const std::string& user);
   int64_t Now() { return clock_->NowUnixNanos(); }
-  void Log(const std::string& line);
+  void Log(const std::string& line, const LogFields& fields = {});
+  // SIGHUP: loads the configuration again and switches to it, or refuses it;
+  // either way an audit event and a log line.
+  void Reload();
+  void EmitConfigEvent(const std::string& event, const std::string& file,
+                       const std::string& sha256, const std::string& comment);
   void PruneFinished();
 
-  const Config& config_;
+  Config config_;  // replaced as a whole on reload
   StateDb* db_;
   store::Store* store_;
   ServerOptions options_;

@@ -6,16 +6,22 @@
 // sudo and the CLI.
 #include "broker/server.h"
 
+#include "broker/broker_metrics.h"
+#include "broker/health.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -75,6 +81,7 @@ class BrokerServerTest : public ::testing::Test {
                        "\n  submitters: [" + (submitters.empty() ? Me() : submitters) +
                        "]\n" + broker_extra_ + "store:\n  dir: " + dir_.Join("store") + "\n  key: " +
                        dir_.Join("log.key") + "\n" + ca_yaml_ + approvers_and_policies;
+    yaml_ = yaml;
     StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
     ASSERT_OK(config.status());
     config_ = std::move(*config);
@@ -87,13 +94,29 @@ class BrokerServerTest : public ::testing::Test {
     opts.log_events = getenv("JITGATE_TEST_LOG") != nullptr;
     opts.resume_grace_nanos = grace_nanos_;
     opts.is_bastion_session = is_bastion_session_;
+    opts.load_config = load_config_;
+    if (with_health_) {
+      metrics_ = std::make_unique<BrokerMetrics>("0.1.0", 1767225600, config_.ca.has_value());
+      HealthOptions ho;
+      ho.store = store_.get();
+      ho.metrics = metrics_.get();
+      auto signer = note::Signer::FromSeed("server.test.jitgate/log", crypto::Sha256(AsBytes("k")));
+      health_ = HealthMonitor::Start(std::move(ho), signer->GetVerifier());
+      opts.metrics = metrics_.get();
+      opts.health = health_.get();
+    }
     if (config_.ca.has_value()) {
       ASSERT_OK_AND_ASSIGN(ca_, CertAuthority::Load(*config_.ca));
       opts.ca = ca_.get();
     }
     server_ = std::make_unique<Server>(config_, db_.get(), store_.get(), opts);
     ASSERT_OK(server_->Start());
-    thread_ = std::thread([this] { run_status_ = server_->Run(); });
+    std::promise<pid_t> tid;
+    thread_ = std::thread([this, &tid] {
+      tid.set_value(static_cast<pid_t>(::syscall(SYS_gettid)));
+      run_status_ = server_->Run();
+    });
+    server_tid_ = tid.get_future().get();
   }
 
   void StopServer() {
@@ -102,6 +125,7 @@ class BrokerServerTest : public ::testing::Test {
     thread_.join();
     EXPECT_OK(run_status_);
     server_.reset();
+    health_.reset();
     ca_.reset();
     db_.reset();
     ASSERT_OK(store_->Close());
@@ -145,7 +169,13 @@ class BrokerServerTest : public ::testing::Test {
   std::string ca_yaml_;       // a `ca:` section, or ""
   std::string broker_extra_;  // more `broker:` keys, each "  key: value\n"
   std::function<bool(pid_t)> is_bastion_session_;  // ServerOptions::is_bastion_session
+  std::function<StatusOr<LoadedConfig>()> load_config_;  // ServerOptions::load_config
+  std::string yaml_;       // the configuration Start() parsed
+  pid_t server_tid_ = 0;   // the thread in Run(), which reads the signalfd
   std::unique_ptr<CertAuthority> ca_;
+  bool with_health_ = false;  // metrics_ and health_ for the server
+  std::unique_ptr<BrokerMetrics> metrics_;
+  std::unique_ptr<HealthMonitor> health_;
 };
 
 std::string ApprovalPolicy(const std::string& approver, const std::string& extra = "") {
@@ -227,6 +257,101 @@ TEST_F(BrokerServerTest, ApproverDecidesAndTheWaitingClientHearsAtOnce) {
   EXPECT_EQ(std::get<wire::Error>(again).code, wire::ErrorCode::kNotPending);
   StopServer();
   EXPECT_THAT(AuditTrail(), ::testing::ElementsAre("created", "approved", "used"));
+}
+
+// The `config` audit events in the store, as parsed JSON.
+std::vector<nlohmann::json> ConfigEvents(const std::string& store_dir) {
+  std::vector<nlohmann::json> out;
+  auto reader = store::StoreReader::Open(store_dir);
+  if (!reader.ok()) return out;
+  for (uint64_t i = 0; i < (*reader)->size(); ++i) {
+    auto e = (*reader)->ReadEntry(i);
+    if (!e.ok()) continue;
+    std::string_view body = AsChars(*e);  // the entry: a header, then the JSON
+    body.remove_prefix(std::min(body.size(), body.find('{')));
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("type", "") == "config") out.push_back(j);
+  }
+  return out;
+}
+
+TEST_F(BrokerServerTest, SighupReloadsAGoodConfigurationAndRefusesABadOne) {
+  const std::string file = dir_.Join("jitgate.yaml");
+  load_config_ = [file] { return LoadConfigFile(file); };
+  Start(ApprovalPolicy(Me()));
+  ASSERT_OK(DefaultEnv()->WriteFileAtomically(file, AsBytes(yaml_), 0600));
+  const std::string approval_yaml = yaml_;
+
+  // A request waits for an approver under the first configuration.
+  wire::Client waiting = Connect();
+  wire::SubmitRequest first{Login("alice"), 60, false};
+  ASSERT_OK_AND_ASSIGN(wire::Message m, waiting.Call(first, Soon()));
+  auto* acc = std::get_if<wire::RequestAccepted>(&m);
+  ASSERT_NE(acc, nullptr) << wire::MessageTypeName(wire::TypeOf(m));
+
+  // SIGHUP to the server's thread, then wait (bounded) for its audit event.
+  auto reload = [&](size_t events_before) {
+    EXPECT_EQ(::syscall(SYS_tgkill, ::getpid(), server_tid_, SIGHUP), 0);
+    std::vector<nlohmann::json> events;
+    for (int i = 0; i < 1000 && (events = ConfigEvents(dir_.Join("store"))).size() <= events_before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(events.size(), events_before + 1);
+    return events.empty() ? nlohmann::json() : events.back();
+  };
+  auto submit = [&]() -> std::string {
+    wire::Client c = Connect();
+    StatusOr<wire::Message> r = c.Call(wire::SubmitRequest{Login("alice"), 60, false}, Soon());
+    if (!r.ok()) return r.status().message();
+    if (auto* d = std::get_if<wire::Decision>(&*r)) return "decision " + d->message;
+    if (std::holds_alternative<wire::RequestAccepted>(*r)) return "waiting";
+    return std::string(wire::MessageTypeName(wire::TypeOf(*r)));
+  };
+
+  // A good new configuration: every request is approved at once.
+  std::string auto_yaml = approval_yaml.substr(0, approval_yaml.find("approvers:\n")) +
+                          "policies:\n  - name: dev\n    approve: auto\n";
+  ASSERT_OK(DefaultEnv()->WriteFileAtomically(file, AsBytes(auto_yaml), 0600));
+  nlohmann::json ev = reload(0);
+  EXPECT_EQ(ev["config"]["event"], "reloaded");
+  EXPECT_EQ(ev["config"]["file"], file);
+  EXPECT_EQ(ev["config"]["sha256"], HexEncode(ByteSpan(crypto::Sha256(AsBytes(auto_yaml)))));
+  EXPECT_EQ(server_->config().policy.rules.size(), 1u);
+  EXPECT_THAT(submit(), HasSubstr("decision"));
+
+  // The request filed before the reload keeps its policy: it still waits for
+  // the approver, and the approval reaches its client.
+  wire::Client approver = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message info,
+                       approver.Call(wire::Approve{acc->id, acc->digest, ""}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::RequestInfo>(info));
+  ASSERT_OK_AND_ASSIGN(wire::Message fin, waiting.Receive(Soon()));
+  auto* d = std::get_if<wire::Decision>(&fin);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->outcome, wire::Outcome::kApproved);
+  EXPECT_THAT(d->message, HasSubstr("approved by " + Me()));
+
+  // A bad file is refused with file:line, and the running configuration stays.
+  ASSERT_OK(DefaultEnv()->WriteFileAtomically(file, AsBytes(auto_yaml + "polices: []\n"), 0600));
+  ev = reload(1);
+  EXPECT_EQ(ev["config"]["event"], "reload_refused");
+  EXPECT_THAT(ev["comment"].get<std::string>(), HasSubstr(file + ":"));
+  EXPECT_THAT(ev["comment"].get<std::string>(), HasSubstr("polices"));
+  EXPECT_THAT(submit(), HasSubstr("decision"));
+
+  // So is a change that needs a restart.
+  std::string moved = auto_yaml;
+  moved.replace(moved.find("run/jitgated.sock"), 17, "run/other.sock");
+  ASSERT_OK(DefaultEnv()->WriteFileAtomically(file, AsBytes(moved), 0600));
+  ev = reload(2);
+  EXPECT_EQ(ev["config"]["event"], "reload_refused");
+  EXPECT_THAT(ev["comment"].get<std::string>(), HasSubstr("broker.socket"));
+  EXPECT_THAT(submit(), HasSubstr("decision"));
+
+  // Back to needing approval: new requests wait again.
+  ASSERT_OK(DefaultEnv()->WriteFileAtomically(file, AsBytes(approval_yaml), 0600));
+  EXPECT_EQ(reload(3)["config"]["event"], "reloaded");
+  EXPECT_EQ(submit(), "waiting");
 }
 
 TEST_F(BrokerServerTest, SelfApprovalIsRefusedDenyReachesTheRequester) {
@@ -1466,6 +1591,98 @@ TEST_F(BrokerBastionPeerTest, ABastionSessionProcessResumesOnlyItsOwnRecording) 
                     }),
             int(wire::ErrorCode::kPermissionDenied));
   EXPECT_EQ(Answer(resume), "ok:SessionOpened");
+}
+
+// Health (docs/protocol.md §4.5) -------------------------------------------
+
+TEST_F(BrokerServerTest, StatusAndMetricsFollowTheLoop) {
+  with_health_ = true;
+  Start(ApprovalPolicy(Me()));
+  health_->WaitForPasses(1);
+  wire::Client requester = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m,
+                       requester.Call(wire::SubmitRequest{Login("alice"), 60, false}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::RequestAccepted>(m));
+  const wire::RequestAccepted acc = std::get<wire::RequestAccepted>(m);
+  wire::Client other = Connect();
+  ASSERT_OK_AND_ASSIGN(m, other.Call(wire::SpoolReport{"db1", 2, 4096}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SpoolReportAck>(m));
+  ASSERT_OK_AND_ASSIGN(m, other.Call(wire::GetStatus{}, Soon()));
+  auto* r = std::get_if<wire::StatusReport>(&m);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->version, "jitgated test");
+  EXPECT_EQ(r->config_file, "test.yaml");
+  EXPECT_EQ(r->pending, 1u);
+  EXPECT_EQ(r->sessions_live, 0u);
+  EXPECT_EQ(r->store_dir, dir_.Join("store"));
+  EXPECT_EQ(r->store_entries, store_->durable_size());
+  EXPECT_GE(r->store_entries, 1u);  // the request's `created`
+  EXPECT_EQ(r->verify, wire::CheckState::kOk);
+  EXPECT_EQ(r->ca, wire::CheckState::kUnknown);
+  ASSERT_EQ(r->spools.size(), 1u);
+  EXPECT_EQ(r->spools[0].host, "db1");
+  EXPECT_EQ(r->spools[0].sessions, 2u);
+  EXPECT_EQ(r->spools[0].bytes, 4096u);
+  EXPECT_THAT(metrics_->Render(), HasSubstr("jitgate_requests_pending 1\n"));
+
+  ASSERT_OK_AND_ASSIGN(m, other.Call(wire::Approve{acc.id, acc.digest, "ok"}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::RequestInfo>(m));
+  ASSERT_OK_AND_ASSIGN(m, requester.Receive(Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::Decision>(m));
+  ASSERT_OK_AND_ASSIGN(m, other.Call(wire::GetStatus{}, Soon()));
+  EXPECT_EQ(std::get<wire::StatusReport>(m).pending, 0u);
+  const std::string text = metrics_->Render();
+  for (const char* line : {"jitgate_requests_pending 0\n",
+                           "jitgate_requests_total{service=\"sshd\",outcome=\"approved\"} 1\n",
+                           "jitgate_requests_total{service=\"sshd\",outcome=\"used\"} 1\n",
+                           "jitgate_decision_seconds_count 1\n",
+                           "jitgate_spool_backlog_sessions{host=\"db1\"} 2\n"}) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("jitgate_store_append_seconds_count 0\n")));
+}
+
+TEST_F(BrokerServerTest, WithoutHealthStatusIsRefusedNotFatal) {
+  Start("policies: []\n");
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(wire::GetStatus{}, Soon()));
+  auto* e = std::get_if<wire::Error>(&m);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, wire::ErrorCode::kInvalidRequest);
+  ASSERT_OK_AND_ASSIGN(m, c.Call(wire::SpoolReport{"db1", 0, 0}, Soon()));  // still usable
+  EXPECT_TRUE(std::holds_alternative<wire::SpoolReportAck>(m));
+}
+
+// Spool reports come from those who may record: root, submitters and the
+// recorder group; anyone else is refused.
+TEST_F(BrokerServerTest, SpoolReportsComeOnlyFromRecorders) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to run a child as nobody";
+  group* ng = ::getgrnam("nogroup");
+  passwd* nobody = ::getpwnam("nobody");
+  if (ng == nullptr || nobody == nullptr) GTEST_SKIP() << "no nobody/nogroup on this machine";
+  broker_extra_ = "  recorder_group: nogroup\n";
+  Start("policies: []\n", "root");
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  auto report_as = [&](gid_t gid) -> int {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(nobody->pw_uid) != 0) {
+        _exit(100);
+      }
+      StatusOr<wire::Client> c = wire::Client::Connect(socket_, Soon(), "test");
+      StatusOr<wire::Message> m =
+          c.ok() ? c->Call(wire::SpoolReport{"db1", 1, 1}, Soon()) : c.status();
+      if (!m.ok()) _exit(101);
+      if (auto* e = std::get_if<wire::Error>(&*m)) _exit(static_cast<int>(e->code));
+      _exit(std::holds_alternative<wire::SpoolReportAck>(*m) ? 0 : 102);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  EXPECT_EQ(report_as(ng->gr_gid), 0);
+  EXPECT_EQ(report_as(nobody->pw_gid == ng->gr_gid ? 1 : nobody->pw_gid),
+            int(wire::ErrorCode::kPermissionDenied));
 }
 
 }  // namespace

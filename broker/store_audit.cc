@@ -30,6 +30,7 @@ std::string AuditEntryBody(const AuditEvent& event) {
 
 void StoreAuditSink::Emit(const AuditEvent& event) {
   ++emitted_;
+  if (observers_.event) observers_.event(event);
   if (!error_.ok()) return;
   std::string body = AuditEntryBody(event);
   Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(body));
@@ -44,6 +45,7 @@ void StoreAuditSink::Append(uint8_t type, ByteSpan body) {
     return;
   }
   last_index_ = *index;
+  if (!unflushed_) unflushed_since_mono_ = clock_->MonotonicNanos();
   unflushed_ = true;
 }
 
@@ -56,6 +58,7 @@ Status StoreAuditSink::Flush() {
     return error_;
   }
   unflushed_ = false;
+  if (observers_.durable) observers_.durable(clock_->MonotonicNanos() - unflushed_since_mono_);
   return OkStatus();
 }
 

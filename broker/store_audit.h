@@ -12,9 +12,12 @@
 #define JITGATE_BROKER_STORE_AUDIT_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "broker/audit.h"
+#include "core/base/clock.h"
 #include "core/base/status.h"
 #include "store/store.h"
 
@@ -29,7 +32,20 @@ std::string AuditEntryBody(const AuditEvent& event);
 
 class StoreAuditSink : public AuditSink {
  public:
-  explicit StoreAuditSink(store::Store* store) : store_(store) {}
+  // Hooks for metrics; either may be empty. Called on the caller's thread.
+  struct Observers {
+    std::function<void(const AuditEvent&)> event;  // every event emitted
+    // Every Flush that waited: nanoseconds (of clock's MonotonicNanos) from
+    // the first entry appended since the previous Flush until all were
+    // durable.
+    std::function<void(int64_t nanos)> durable;
+  };
+
+  // clock: default RealClock().
+  explicit StoreAuditSink(store::Store* store, Observers observers = {}, Clock* clock = nullptr)
+      : store_(store),
+        observers_(std::move(observers)),
+        clock_(clock != nullptr ? clock : RealClock()) {}
 
   void Emit(const AuditEvent& event) override;
   // Appends any entry (a session event's JSON, a transcript chunk) under
@@ -43,8 +59,11 @@ class StoreAuditSink : public AuditSink {
 
  private:
   store::Store* store_;
+  Observers observers_;
+  Clock* clock_;
   Status error_;
   bool unflushed_ = false;
+  int64_t unflushed_since_mono_ = 0;
   uint64_t last_index_ = 0;
   uint64_t emitted_ = 0;
 };

@@ -9,6 +9,7 @@
 #include "cli/cert_commands.h"
 #include "cli/log_commands.h"
 #include "cli/session_commands.h"
+#include "cli/status_command.h"
 
 namespace {
 
@@ -34,6 +35,7 @@ constexpr char kUsage[] =
     "  export S     write session S as an asciicast v2 file (--format asciicast)\n"
     "               or as an evidence bundle with proofs (--bundle FILE)\n"
     "  search TEXT  find TEXT in sessions' typed input and output (-i, --json)\n"
+    "  status       the broker's health at a glance; exit 1 if something is wrong\n"
     "Run 'jitgate COMMAND --help' for a command's options.\n";
 
 }  // namespace
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
     if (args[0] == "watch") return jitgate::cli::RunWatch(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "export") return jitgate::cli::RunExport(rest, jitgate::cli::DefaultSessionIo());
     if (args[0] == "search") return jitgate::cli::RunSearch(rest, jitgate::cli::DefaultSessionIo());
+    if (args[0] == "status") return jitgate::cli::RunStatus(rest, jitgate::cli::DefaultApproverIo());
     if (args[0] == "terminate") {
       return jitgate::cli::RunTerminate(rest, jitgate::cli::DefaultApproverIo());
     }

@@ -189,6 +189,21 @@ bool IsDirectory(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// The host name sessions are recorded under: --host, else gethostname.
+std::string HostName(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+// Tells the broker what the spool holds (its metrics and `jitgate status`
+// show it); best effort.
+constexpr int64_t kSpoolReportTimeoutMs = 2000;
+Status Report(const ForwardOptions& o, const std::string& host) {
+  return ReportSpool(o.socket_path, o.client_name, host, o.dir, kSpoolReportTimeoutMs);
+}
+
 // jitgate-rec --forward-spool: delivers what the spool holds, once.
 int Forward(const ForwardOptions& options) {
   int failed = 0;
@@ -294,7 +309,11 @@ int Main(int argc, char** argv) {
       }
       fo.only_user = me->pw_name;
     }
-    return Forward(fo);
+    int rc = Forward(fo);
+    if (Status s = Report(fo, HostName(args.host)); !s.ok()) {
+      fprintf(stderr, "jitgate-rec: spool not reported to the broker: %s\n", s.message().c_str());
+    }
+    return rc;
   }
   if (!args.no_spool && !IsDirectory(args.spool)) {
     if (spool_named) {
@@ -330,11 +349,7 @@ int Main(int argc, char** argv) {
     relay.argv = {"-" + BaseName(shell)};  // a login shell
   }
 
-  std::string host = args.host;
-  if (host.empty()) {
-    char name[256] = {};
-    if (gethostname(name, sizeof(name) - 1) == 0) host = name;
-  }
+  std::string host = HostName(args.host);
 
   bool tty = isatty(STDIN_FILENO) == 1;
   wire::OpenSession meta;
@@ -359,6 +374,13 @@ int Main(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   meta.start_unix_nanos = static_cast<uint64_t>(UnixNanos());
 
+  if (!args.no_spool) {
+    // What earlier sessions left in the spool (this one is not there yet).
+    ForwardOptions fo;
+    fo.dir = args.spool;
+    fo.socket_path = args.socket;
+    Report(fo, host).IgnoreError();
+  }
   RecordingClientOptions copts;
   copts.socket_path = args.socket;
   copts.client_name = "jitgate-rec";

@@ -448,23 +448,44 @@ StatusOr<Bytes> ReadSpoolChunkAt(int fd, uint64_t offset,
   return payload;
 }
 
-StatusOr<uint64_t> SpoolUsage(const std::string& dir) {
+StatusOr<SpoolSize> MeasureSpool(const std::string& dir) {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
   if (!d) {
-    if (errno == ENOENT) return uint64_t{0};
+    if (errno == ENOENT) return SpoolSize{};
     return Errno("reading spool directory " + dir);
   }
-  uint64_t total = 0;
+  SpoolSize size;
   while (dirent* e = ::readdir(d.get())) {
     std::string name = e->d_name;
-    if (!EndsWith(name, kSpoolSuffix) && !EndsWith(name, kSpoolTempSuffix))
-      continue;
+    const bool session = EndsWith(name, kSpoolSuffix);
+    if (!session && !EndsWith(name, kSpoolTempSuffix)) continue;
     struct stat st;
     if (::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
       continue;
-    if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    if (!S_ISREG(st.st_mode)) continue;
+    size.bytes += static_cast<uint64_t>(st.st_size);
+    if (session) ++size.sessions;
   }
-  return total;
+  return size;
+}
+
+StatusOr<uint64_t> SpoolUsage(const std::string& dir) {
+  ASSIGN_OR_RETURN(SpoolSize size, MeasureSpool(dir));
+  return size.bytes;
+}
+
+Status ReportSpool(const std::string& socket_path, const std::string& client_name,
+                   const std::string& host, const std::string& dir, int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(SpoolSize size, MeasureSpool(dir));
+  const wire::Deadline deadline = wire::Deadline::InMillis(RealClock(), timeout_ms);
+  ASSIGN_OR_RETURN(wire::Client client, wire::Client::Connect(socket_path, deadline, client_name));
+  ASSIGN_OR_RETURN(wire::Message m,
+                   client.Call(wire::SpoolReport{host, size.sessions, size.bytes}, deadline));
+  if (std::holds_alternative<wire::SpoolReportAck>(m)) return OkStatus();
+  if (auto* e = std::get_if<wire::Error>(&m)) {
+    return PermissionDeniedError("the broker refused the spool report: " + e->message);
+  }
+  return DataLossError("unexpected " + wire::MessageTypeName(wire::TypeOf(m)) + " from the broker");
 }
 
 // Forwarding ------------------------------------------------------------------

@@ -182,9 +182,23 @@ class SpoolReader {
 StatusOr<Bytes> ReadSpoolChunkAt(int fd, uint64_t offset,
                                  const std::string& label);
 
-// SpoolUsage: the bytes held by the spool files (*.spool, *.tmp) in dir; 0
-// if dir does not exist.
+// What a spool directory holds: session files (*.spool) waiting to be
+// delivered, and the bytes of all spool files (*.spool, *.tmp).
+struct SpoolSize {
+  uint64_t sessions = 0;
+  uint64_t bytes = 0;
+};
+// MeasureSpool: what dir holds; zeros if dir does not exist.
+StatusOr<SpoolSize> MeasureSpool(const std::string& dir);
+// SpoolUsage: MeasureSpool(dir).bytes.
 StatusOr<uint64_t> SpoolUsage(const std::string& dir);
+
+// ReportSpool tells the broker at socket_path what the spool at dir holds
+// now, as host's (SpoolReport, docs/protocol.md §4.5), within timeout_ms.
+// The broker's metrics and `jitgate status` show it. Fails like
+// wire::Client, or kPermissionDenied if the broker refuses the report.
+Status ReportSpool(const std::string& socket_path, const std::string& client_name,
+                   const std::string& host, const std::string& dir, int64_t timeout_ms);
 
 struct ForwardOptions {
   std::string dir;

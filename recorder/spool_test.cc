@@ -364,9 +364,14 @@ TEST_F(SpoolFormatTest, RewriteDropsAcknowledgedChunksAtomically) {
   EXPECT_EQ(ForwardSpoolFile(w->path(), fo).outcome, ForwardResult::kBusy);
   ASSERT_OK_AND_ASSIGN(uint64_t used, SpoolUsage(dir_.path()));
   EXPECT_EQ(used, w->size());
+  ASSERT_OK_AND_ASSIGN(SpoolSize size, MeasureSpool(dir_.path()));
+  EXPECT_EQ(size.sessions, 1u);
+  EXPECT_EQ(size.bytes, w->size());
   ASSERT_OK(w->Remove());
   ASSERT_OK_AND_ASSIGN(used, SpoolUsage(dir_.path()));
   EXPECT_EQ(used, 0u);
+  ASSERT_OK_AND_ASSIGN(size, MeasureSpool(dir_.Join("missing")));
+  EXPECT_EQ(size.sessions, 0u);
 }
 
 TEST_F(SpoolFormatTest, GroupCommitSyncsByBytesOrAge) {

@@ -7,8 +7,13 @@
 
 namespace jitgate::store {
 
-SegmentScanner::SegmentScanner(const RandomAccessFile* file, uint64_t limit, size_t buffer_size)
-    : file_(file), limit_(limit), buffer_size_(std::max<size_t>(buffer_size, 4096)) {}
+SegmentScanner::SegmentScanner(const RandomAccessFile* file, uint64_t limit, size_t buffer_size,
+                               uint64_t start)
+    : file_(file),
+      limit_(std::max(limit, start)),
+      buffer_size_(std::max<size_t>(buffer_size, 4096)),
+      buf_offset_(start),
+      valid_length_(start) {}
 
 StatusOr<size_t> SegmentScanner::Fill(size_t want) {
   size_t have = len_ - pos_;

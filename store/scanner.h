@@ -31,9 +31,11 @@ enum class SegmentEnd {
 class SegmentScanner {
  public:
   // Scans file (which must outlive the scanner) up to limit bytes (the file
-  // size at the time of the scan; a reader passes the size it observed).
+  // size at the time of the scan; a reader passes the size it observed),
+  // from start, which must be the offset of a record (0, or the end of a
+  // record an earlier scan returned: a follower picking up where it left).
   SegmentScanner(const RandomAccessFile* file, uint64_t limit,
-                 size_t buffer_size = 1u << 20);
+                 size_t buffer_size = 1u << 20, uint64_t start = 0);
 
   // Reads the next record. Returns true with *rec filled, or false at the end
   // of the valid records (then see end(), valid_length(), reason()). A non-OK

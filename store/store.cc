@@ -220,6 +220,7 @@ Status Store::Recover() {
     segment_bytes_ = active_size;
   }
   last_checkpoint_mono_ = clock_->MonotonicNanos();
+  durable_checkpoint_mono_ = last_checkpoint_mono_;
   if (n > checkpoint_size_) {
     // Entries survived the crash without a checkpoint: publish one first.
     std::lock_guard<std::mutex> l(mu_);
@@ -355,6 +356,20 @@ std::string Store::LatestCheckpoint() const {
   return latest_checkpoint_;
 }
 
+Store::CheckpointState Store::checkpoint_state() const {
+  std::lock_guard<std::mutex> l(mu_);
+  CheckpointState st;
+  st.size = durable_checkpoint_size_;
+  st.durable_mono = durable_checkpoint_mono_;
+  st.uncovered = range_.size() - durable_checkpoint_size_;
+  // Entries under a checkpoint still being written are older than those
+  // after it.
+  st.uncovered_since_mono = sequenced_first_unpublished_mono_ >= 0 ? sequenced_first_unpublished_mono_
+                                                                  : first_unpublished_mono_;
+  if (st.uncovered == 0) st.uncovered_since_mono = -1;
+  return st;
+}
+
 bool Store::CheckpointDueLocked() const {
   if (range_.size() <= checkpoint_size_) return false;
   if (checkpoint_requested_ || closing_) return true;
@@ -382,6 +397,7 @@ Status Store::AppendCheckpointLocked() {
   nodes_sync_needed_ = true;
   checkpoint_requested_ = false;
   last_checkpoint_mono_ = clock_->MonotonicNanos();
+  sequenced_first_unpublished_mono_ = first_unpublished_mono_;
   first_unpublished_mono_ = -1;
   return OkStatus();
 }
@@ -450,6 +466,8 @@ void Store::SyncLoop() {
     if (!checkpoint.empty()) {
       latest_checkpoint_ = std::move(checkpoint);
       durable_checkpoint_size_ = checkpoint_size;
+      durable_checkpoint_mono_ = clock_->MonotonicNanos();
+      sequenced_first_unpublished_mono_ = -1;
     }
     done_cv_.notify_all();
     if (closing_ && pending_.empty() && range_.size() == checkpoint_size_) break;

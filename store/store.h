@@ -85,6 +85,15 @@ class Store {
   uint64_t durable_size() const;
   // The latest durable signed checkpoint, verbatim.
   std::string LatestCheckpoint() const;
+  // How far checkpoints are behind, for health checks. Times are
+  // options.clock's MonotonicNanos.
+  struct CheckpointState {
+    uint64_t size = 0;          // of the latest durable checkpoint
+    int64_t durable_mono = 0;   // when it became durable (or the store was opened)
+    uint64_t uncovered = 0;     // entries appended that it does not cover
+    int64_t uncovered_since_mono = -1;  // when the oldest of them was appended; -1: none
+  };
+  CheckpointState checkpoint_state() const;
   const std::string& origin() const { return origin_; }
   const std::string& dir() const { return dir_; }
 
@@ -135,6 +144,10 @@ class Store {
   std::string latest_checkpoint_;     // GUARDED_BY(mu_): durable
   int64_t last_checkpoint_mono_ = 0;  // GUARDED_BY(mu_)
   int64_t first_unpublished_mono_ = -1;  // GUARDED_BY(mu_)
+  // The first_unpublished_mono_ of the entries a sequenced, not yet durable
+  // checkpoint covers; and when the latest checkpoint became durable.
+  int64_t sequenced_first_unpublished_mono_ = -1;  // GUARDED_BY(mu_)
+  int64_t durable_checkpoint_mono_ = 0;            // GUARDED_BY(mu_)
   bool checkpoint_requested_ = false; // GUARDED_BY(mu_)
   bool nodes_sync_needed_ = false;    // GUARDED_BY(mu_)
   bool closing_ = false;              // GUARDED_BY(mu_)

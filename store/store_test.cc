@@ -9,10 +9,12 @@
 
 #include "core/crypto/crypto.h"
 #include "store/format.h"
+#include "store/incremental_verify.h"
 #include "store/merkle/merkle.h"
 #include "store/merkle/proof.h"
 #include "store/note/checkpoint.h"
 #include "store/reader.h"
+#include "store/segments.h"
 #include "store/verify.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/simulated_clock.h"
@@ -461,6 +463,31 @@ TEST_F(StoreTest, TreeIndexIsRebuiltWhenTruncatedAndRefusedWhenWrong) {
   EXPECT_THAT(Verify().status, StatusIs(StatusCode::kDataLoss, HasSubstr("entry 2")));
 }
 
+TEST_F(StoreTest, CheckpointStateSaysWhatIsNotCoveredAndSinceWhen) {
+  ASSERT_OK_AND_ASSIGN(auto st, OpenStore());
+  const int64_t opened = clock_.MonotonicNanos();
+  Store::CheckpointState cs = st->checkpoint_state();
+  EXPECT_EQ(cs.size, 0u);
+  EXPECT_EQ(cs.durable_mono, opened);
+  EXPECT_EQ(cs.uncovered, 0u);
+  EXPECT_EQ(cs.uncovered_since_mono, -1);
+  clock_.Advance(5'000'000'000);
+  const int64_t first = clock_.MonotonicNanos();
+  ASSERT_OK(st->Append(kAudit, AsBytes(Body(0))));
+  clock_.Advance(1'000'000'000);
+  ASSERT_OK(st->Append(kAudit, AsBytes(Body(1))));
+  cs = st->checkpoint_state();
+  EXPECT_EQ(cs.uncovered, 2u);
+  EXPECT_EQ(cs.uncovered_since_mono, first);
+  clock_.Advance(1'000'000'000);
+  ASSERT_OK(st->PublishCheckpoint());
+  cs = st->checkpoint_state();
+  EXPECT_EQ(cs.size, 2u);
+  EXPECT_EQ(cs.durable_mono, clock_.MonotonicNanos());
+  EXPECT_EQ(cs.uncovered, 0u);
+  EXPECT_EQ(cs.uncovered_since_mono, -1);
+}
+
 TEST_F(StoreTest, WrongKeyIsRefused) {
   auto other = note::Signer::FromSeed("log.test.jitgate/v1", crypto::Sha256(AsBytes("other")));
   ASSERT_OK(env_.WriteFileAtomically("/keys/other.key", other->EncodeSignerKey().span(), 0600));
@@ -471,6 +498,126 @@ TEST_F(StoreTest, WrongKeyIsRefused) {
   VerifyOptions vo;
   vo.env = &env_;
   EXPECT_THAT(VerifyStore(kDir, other->GetVerifier(), vo).status,
+              StatusIs(StatusCode::kDataLoss, HasSubstr("STORE file names the log key")));
+}
+
+// IncrementalVerifier (store/incremental_verify.h) follows a store as it
+// grows, with the checks of VerifyStore.
+class IncrementalVerifyTest : public StoreTest {
+ protected:
+  static constexpr uint64_t kAll = uint64_t(1) << 40;
+
+  std::unique_ptr<Store> Open(uint64_t segment_target_size = kDefaultSegmentTargetSize) {
+    StoreOptions o = Options();
+    o.segment_target_size = segment_target_size;
+    auto st = Store::Open(kDir, o);
+    EXPECT_OK(st);
+    return st.ok() ? std::move(*st) : nullptr;
+  }
+
+  void Append(Store* st, int from, int to) {
+    for (int i = from; i < to; ++i) ASSERT_OK(st->Append(kAudit, AsBytes(Body(i))));
+  }
+
+  // Changes entry n's body in the active segment and gives its record a
+  // valid CRC: only the Merkle tree can tell.
+  void RewriteEntry(int n) {
+    std::string seg = JoinPath(SegmentDir(kDir), SegmentFileName(1));
+    std::string bytes = env_.Contents(seg);
+    size_t body = bytes.find(Body(n));
+    ASSERT_NE(body, std::string::npos);
+    size_t payload = body - kEntryHeaderSize;
+    std::string changed = bytes.substr(payload, kEntryHeaderSize + Body(n).size());
+    changed[kEntryHeaderSize + 3] ^= 0x20;
+    Bytes record;
+    AppendRecord(RecordType::kEntry, AsBytes(changed), &record);
+    bytes.replace(payload - kRecordHeaderSize, record.size(), AsChars(record));
+    ASSERT_OK(env_.SetContents(seg, bytes));
+  }
+};
+
+TEST_F(IncrementalVerifyTest, FollowsTheStoreAsItGrows) {
+  IncrementalVerifier v(kDir, *verifier_, &env_);
+  ASSERT_OK_AND_ASSIGN(bool done, v.Advance(kAll));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(v.entries(), 0u);
+  EXPECT_EQ(v.verified_entries(), 0u);  // the empty tree's checkpoint
+  std::unique_ptr<Store> st = Open();
+  Append(st.get(), 0, 5);
+  ASSERT_OK(st->PublishCheckpoint());
+  Append(st.get(), 5, 8);  // durable, not yet covered by a checkpoint
+  ASSERT_OK_AND_ASSIGN(done, v.Advance(kAll));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(v.entries(), 8u);
+  EXPECT_EQ(v.verified_entries(), 5u);
+  ASSERT_OK(st->PublishCheckpoint());
+  ASSERT_OK_AND_ASSIGN(done, v.Advance(kAll));
+  EXPECT_EQ(v.entries(), 8u);
+  EXPECT_EQ(v.verified_entries(), 8u);
+  ASSERT_OK_AND_ASSIGN(uint64_t size, env_.FileSize(JoinPath(SegmentDir(kDir), SegmentFileName(1))));
+  EXPECT_EQ(v.bytes(), size);
+}
+
+TEST_F(IncrementalVerifyTest, ABudgetSplitsAPassAcrossCallsAndSegments) {
+  std::unique_ptr<Store> st = Open(/*segment_target_size=*/600);
+  for (int i = 0; i < 40; i += 4) {
+    Append(st.get(), i, i + 4);
+    ASSERT_OK(st->PublishCheckpoint());
+  }
+  ASSERT_OK(st->Close());
+  ASSERT_OK_AND_ASSIGN(auto segs, ListSegments(&env_, kDir));
+  ASSERT_GT(segs.size(), 2u);
+  IncrementalVerifier v(kDir, *verifier_, &env_);
+  int calls = 0;
+  while (true) {
+    ++calls;
+    ASSERT_OK_AND_ASSIGN(bool done, v.Advance(100));
+    if (done) break;
+    ASSERT_LT(calls, 1000);
+  }
+  EXPECT_GT(calls, 10);
+  EXPECT_EQ(v.entries(), 40u);
+  EXPECT_EQ(v.verified_entries(), 40u);
+}
+
+TEST_F(IncrementalVerifyTest, AnAlteredEntryFailsAtTheCheckpointAndStaysFailed) {
+  std::unique_ptr<Store> st = Open();
+  Append(st.get(), 0, 4);
+  ASSERT_OK(st->PublishCheckpoint());
+  IncrementalVerifier v(kDir, *verifier_, &env_);
+  ASSERT_OK(v.Advance(kAll).status());
+  EXPECT_EQ(v.verified_entries(), 4u);
+  Append(st.get(), 4, 8);
+  ASSERT_OK(st->PublishCheckpoint());
+  RewriteEntry(6);
+  EXPECT_THAT(v.Advance(kAll).status(),
+              StatusIs(StatusCode::kDataLoss,
+                       HasSubstr("checkpoint of size 8 (segment 0000000001 offset ")));
+  EXPECT_THAT(v.Advance(kAll).status(),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("entry in 4..7 was altered")));
+  EXPECT_EQ(v.verified_entries(), 4u);
+}
+
+TEST_F(IncrementalVerifyTest, ADamagedRecordIsNamed) {
+  std::unique_ptr<Store> st = Open();
+  Append(st.get(), 0, 4);
+  ASSERT_OK(st->PublishCheckpoint());
+  Append(st.get(), 4, 6);
+  std::string seg = JoinPath(SegmentDir(kDir), SegmentFileName(1));
+  std::string bytes = env_.Contents(seg);
+  bytes[bytes.find(Body(4)) + 2] ^= 1;
+  ASSERT_OK(env_.SetContents(seg, bytes));
+  IncrementalVerifier v(kDir, *verifier_, &env_);
+  EXPECT_THAT(v.Advance(kAll).status(),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("(entry 4): damaged record: checksum")));
+  EXPECT_EQ(v.verified_entries(), 4u);
+}
+
+TEST_F(IncrementalVerifyTest, AnotherKeyIsRefused) {
+  auto other = note::Signer::FromSeed("log.test.jitgate/v1", crypto::Sha256(AsBytes("other")));
+  ASSERT_OK(other);
+  IncrementalVerifier v(kDir, other->GetVerifier(), &env_);
+  EXPECT_THAT(v.Advance(kAll).status(),
               StatusIs(StatusCode::kDataLoss, HasSubstr("STORE file names the log key")));
 }
 

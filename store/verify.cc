@@ -53,6 +53,29 @@ std::string B64(const merkle::Hash& h) { return crypto::Base64Encode(h); }
 
 }  // namespace
 
+StatusOr<note::Checkpoint> CheckCheckpointRecord(ByteSpan payload, const note::Verifier& key,
+                                                 const std::string& origin, uint64_t count,
+                                                 const merkle::Hash& root, int64_t last_size,
+                                                 const std::string& what) {
+  StatusOr<note::Checkpoint> cp = note::OpenCheckpoint(AsChars(payload), key, origin);
+  if (!cp.ok()) return DataLossError(what + ": " + cp.status().message());
+  if (cp->size != count) {
+    return DataLossError(what + ": claims size " + std::to_string(cp->size) + " but " +
+                         std::to_string(count) + " entries precede it");
+  }
+  if (int64_t(cp->size) <= last_size) {
+    return DataLossError(what + ": repeats size " + std::to_string(cp->size));
+  }
+  if (cp->root != root) {
+    return DataLossError(what + ": signed root " + B64(cp->root) + " does not match the entries (" +
+                         B64(root) + "): an entry in " +
+                         std::to_string(last_size < 0 ? 0 : last_size) + ".." +
+                         std::to_string(count == 0 ? 0 : count - 1) +
+                         " was altered, removed or reordered");
+  }
+  return cp;
+}
+
 std::string VerifyReport::Summary() const {
   if (!status.ok()) return "FAILED: " + status.message();
   std::string s = "intact: " + std::to_string(entries) + " entries, " +
@@ -230,25 +253,10 @@ VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
       }
       // A checkpoint.
       const uint64_t cp_number = rep.checkpoints + 1;
-      std::string what = "checkpoint " + std::to_string(cp_number) + " (" + where() + ")";
-      StatusOr<note::Checkpoint> cp =
-          note::OpenCheckpoint(AsChars(rec.payload), key, origin);
-      if (!cp.ok()) {
-        return fail(DataLossError(what + ": " + cp.status().message()));
-      }
-      if (cp->size != count) {
-        return fail(DataLossError(what + ": claims size " + std::to_string(cp->size) + " but " +
-                                  std::to_string(count) + " entries precede it"));
-      }
-      if (int64_t(cp->size) <= last_cp_size) {
-        return fail(DataLossError(what + ": repeats size " + std::to_string(cp->size)));
-      }
-      if (cp->root != range.Root()) {
-        return fail(DataLossError(
-            what + ": signed root " + B64(cp->root) + " does not match the entries (" +
-            B64(range.Root()) + "): an entry in " + std::to_string(last_cp_size < 0 ? 0 : last_cp_size) +
-            ".." + std::to_string(count == 0 ? 0 : count - 1) + " was altered, removed or reordered"));
-      }
+      StatusOr<note::Checkpoint> cp = CheckCheckpointRecord(
+          rec.payload, key, origin, count, range.Root(), last_cp_size,
+          "checkpoint " + std::to_string(cp_number) + " (" + where() + ")");
+      if (!cp.ok()) return fail(cp.status());
       if (saved && cp->size == saved->size && cp->root == saved->root) saved_found = true;
       last_cp_size = int64_t(cp->size);
       rep.checkpoints++;

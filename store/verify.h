@@ -13,6 +13,7 @@
 #include "core/base/env.h"
 #include "core/base/status.h"
 #include "store/merkle/merkle.h"
+#include "store/note/checkpoint.h"
 #include "store/note/keys.h"
 
 namespace jitgate::store {
@@ -47,6 +48,16 @@ struct VerifyReport {
 
 VerifyReport VerifyStore(const std::string& dir, const note::Verifier& key,
                          const VerifyOptions& options);
+
+// CheckCheckpointRecord: step 6 of the verification for one CHECKPOINT
+// record's payload, found after `count` entries whose recomputed root is
+// `root` and after a checkpoint of size last_size (-1: none): the signature
+// by key, the origin, the size (= count, and larger than last_size) and the
+// root. Returns the checkpoint, or DataLoss "<what>: <first problem>".
+StatusOr<note::Checkpoint> CheckCheckpointRecord(ByteSpan payload, const note::Verifier& key,
+                                                 const std::string& origin, uint64_t count,
+                                                 const merkle::Hash& root, int64_t last_size,
+                                                 const std::string& what);
 
 }  // namespace jitgate::store
 

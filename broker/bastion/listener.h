@@ -24,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -84,6 +85,10 @@ class Listener {
   // The number of session processes not yet reaped. Thread-safe.
   size_t live_sessions() const;
 
+  // A configuration reload: the new bastion.max_sessions applies to the next
+  // connection (sessions already running are never ended for it). Thread-safe.
+  void SetMaxSessions(size_t n) { max_sessions_.store(n); }
+
   // The bound port (useful with "127.0.0.1:0"). Thread-safe.
   uint16_t port() const { return port_; }
 
@@ -102,7 +107,7 @@ class Listener {
   void Reap(int pidfd);
   void SignalAll(int sig);
 
-  const size_t max_sessions_;
+  std::atomic<size_t> max_sessions_;
   const ListenerOptions options_;
   // argv for the child, built before any fork (only async-signal-safe calls
   // may run between fork and exec): argv_ points into argv_storage_.

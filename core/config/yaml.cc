@@ -463,6 +463,11 @@ StatusOr<Node> ParseYaml(std::string_view text, std::string_view file_name) {
 }
 
 StatusOr<Node> LoadYamlFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadYamlFile(path));
+  return ParseYaml(text, path);
+}
+
+StatusOr<std::string> ReadYamlFile(const std::string& path) {
   // O_NONBLOCK: opening a FIFO must not hang startup; it is rejected below.
   UniqueFd fd(
       ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
@@ -487,8 +492,12 @@ StatusOr<Node> LoadYamlFile(const std::string& path) {
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
+  if (got > kMaxYamlBytes) {
+    return InvalidArgumentError(path + ": larger than the limit of " +
+                                std::to_string(kMaxYamlBytes) + " bytes");
+  }
   text.resize(got);
-  return ParseYaml(text, path);
+  return text;
 }
 
 }  // namespace jitgate::config

@@ -132,6 +132,11 @@ StatusOr<Node> ParseYaml(std::string_view text, std::string_view file_name);
 // file, too large, or not valid YAML.
 StatusOr<Node> LoadYamlFile(const std::string& path);
 
+// ReadYamlFile is LoadYamlFile's reading half: the file's bytes, unparsed,
+// with the same checks and errors (for a caller that must keep the exact
+// bytes it validated, e.g. to record their digest).
+StatusOr<std::string> ReadYamlFile(const std::string& path);
+
 }  // namespace jitgate::config
 
 #endif  // JITGATE_CORE_CONFIG_YAML_H_

@@ -414,6 +414,42 @@ void Layout(IO& io, M& m) {
     io.Str("detail", m.detail, kMaxMessageField);
   } else if constexpr (std::is_same_v<T, BastionEventAck>) {
     // Empty body.
+  } else if constexpr (std::is_same_v<T, GetStatus> || std::is_same_v<T, SpoolReportAck>) {
+    // Empty body.
+  } else if constexpr (std::is_same_v<T, StatusReport>) {
+    io.Str("version", m.version, kMaxLabelField);
+    io.U64("now", m.now);
+    io.U64("started_at", m.started_at);
+    io.Str("config_file", m.config_file, kMaxCwdField);
+    io.U64("config_loaded_at", m.config_loaded_at);
+    io.U64("pending", m.pending);
+    io.U64("sessions_live", m.sessions_live);
+    io.Str("store_dir", m.store_dir, kMaxCwdField);
+    io.U64("store_entries", m.store_entries);
+    io.U64("store_bytes", m.store_bytes);
+    io.U64("checkpoint_size", m.checkpoint_size);
+    io.U64("checkpoint_age", m.checkpoint_age);
+    io.U64("uncovered_entries", m.uncovered_entries);
+    io.U64("uncovered_age", m.uncovered_age);
+    io.Enum("verify", m.verify, kMaxCheckState);
+    io.U64("verified_entries", m.verified_entries);
+    io.U64("verified_at", m.verified_at);
+    io.Str("verify_error", m.verify_error, kMaxMessageField);
+    io.Enum("ca", m.ca, kMaxCheckState);
+    io.Str("ca_detail", m.ca_detail, kMaxMessageField);
+    io.Str("bastion_listen", m.bastion_listen, kMaxLabelField);
+    io.U64("bastion_sessions", m.bastion_sessions);
+    io.Str("metrics_listen", m.metrics_listen, kMaxCwdField);
+    io.List("spools", m.spools, kMaxSpoolHosts, [&io](auto& b) {
+      io.Str("spools.host", b.host, kMaxNameField, StrKind::kNonEmpty);
+      io.U64("spools.sessions", b.sessions);
+      io.U64("spools.bytes", b.bytes);
+      io.U64("spools.reported_at", b.reported_at);
+    });
+  } else if constexpr (std::is_same_v<T, SpoolReport>) {
+    io.Str("host", m.host, kMaxNameField, StrKind::kNonEmpty);
+    io.U64("sessions", m.sessions);
+    io.U64("bytes", m.bytes);
   } else if constexpr (std::is_same_v<T, CaInfo>) {
     io.Str("public_key", m.public_key, kMaxPublicKeyField, StrKind::kNonEmpty);
     io.U32("max_ttl_seconds", m.max_ttl_seconds);
@@ -503,6 +539,10 @@ StatusOr<Message> DecodeMessage(uint8_t type, ByteSpan body) {
       case MessageType::kSessionTerminated: return DecodeAs<SessionTerminated>(body);
       case MessageType::kBastionEvent: return DecodeAs<BastionEvent>(body);
       case MessageType::kBastionEventAck: return DecodeAs<BastionEventAck>(body);
+      case MessageType::kGetStatus: return DecodeAs<GetStatus>(body);
+      case MessageType::kStatusReport: return DecodeAs<StatusReport>(body);
+      case MessageType::kSpoolReport: return DecodeAs<SpoolReport>(body);
+      case MessageType::kSpoolReportAck: return DecodeAs<SpoolReportAck>(body);
     }
     return InvalidArgumentError("unknown message type");
   }();

@@ -363,6 +363,70 @@ struct BastionEventAck {
   friend bool operator==(const BastionEventAck&, const BastionEventAck&) = default;
 };
 
+// Health (docs/protocol.md §4.5): `jitgate status` asks, the broker reports.
+struct GetStatus {
+  static constexpr MessageType kType = MessageType::kGetStatus;
+  friend bool operator==(const GetStatus&, const GetStatus&) = default;
+};
+
+// A recorder's spool as it last reported it (SpoolReport), with when.
+struct SpoolBacklog {
+  std::string host;
+  uint64_t sessions = 0;     // session files waiting in the spool
+  uint64_t bytes = 0;        // bytes they hold
+  uint64_t reported_at = 0;  // Unix seconds (broker's clock)
+  friend bool operator==(const SpoolBacklog&, const SpoolBacklog&) = default;
+};
+
+// The broker's health at a glance. Times are Unix seconds of the broker's
+// clock; `now` is when the report was made, so that ages need no clock of
+// the reader's.
+struct StatusReport {
+  static constexpr MessageType kType = MessageType::kStatusReport;
+  std::string version;        // "jitgated 0.1.0 db1" (HelloAck.server_id)
+  uint64_t now = 0;
+  uint64_t started_at = 0;
+  std::string config_file;
+  uint64_t config_loaded_at = 0;
+  uint64_t pending = 0;        // requests waiting for a decision
+  uint64_t sessions_live = 0;  // recorded sessions not yet ended
+  std::string store_dir;
+  uint64_t store_entries = 0;  // durable entries
+  uint64_t store_bytes = 0;    // bytes of segment files, at the last verification pass
+  uint64_t checkpoint_size = 0;
+  uint64_t checkpoint_age = 0;  // seconds since the latest checkpoint became durable
+  // Entries no durable checkpoint covers yet, and the age in seconds of the
+  // oldest of them (0 when there are none).
+  uint64_t uncovered_entries = 0;
+  uint64_t uncovered_age = 0;
+  CheckState verify = CheckState::kUnknown;  // kUnknown: the first pass is running
+  uint64_t verified_entries = 0;  // entries covered by a checkpoint that verified
+  uint64_t verified_at = 0;       // end of the last verification pass, 0 if none
+  std::string verify_error;       // kFailed: the first problem found
+  CheckState ca = CheckState::kUnknown;  // kUnknown: no `ca:` section
+  std::string ca_detail;  // kOk: the key's fingerprint; kFailed: what is wrong
+  std::string bastion_listen;  // "" without a bastion
+  uint64_t bastion_sessions = 0;
+  std::string metrics_listen;  // "" without a `metrics:` section
+  std::vector<SpoolBacklog> spools;  // by host
+  friend bool operator==(const StatusReport&, const StatusReport&) = default;
+};
+
+// Sent by a recorder (jitgate-rec): its host's spool now holds `sessions`
+// undelivered session files of `bytes` in all. Answered by SpoolReportAck.
+struct SpoolReport {
+  static constexpr MessageType kType = MessageType::kSpoolReport;
+  std::string host;
+  uint64_t sessions = 0;
+  uint64_t bytes = 0;
+  friend bool operator==(const SpoolReport&, const SpoolReport&) = default;
+};
+
+struct SpoolReportAck {
+  static constexpr MessageType kType = MessageType::kSpoolReportAck;
+  friend bool operator==(const SpoolReportAck&, const SpoolReportAck&) = default;
+};
+
 // Any message of protocol version 1.
 using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, ProvideReason,
                              RequestAccepted, StatusUpdate, Decision, Resume, Cancel, ListRequests,
@@ -371,7 +435,8 @@ using Message = std::variant<Hello, HelloAck, Error, SubmitRequest, NeedReason, 
                              CaInfo, OpenSession, SessionOpened, SessionData, SessionAck,
                              CloseSession, SessionClosed, TerminateSession,
                              SessionTerminateAck, SessionTerminated, BastionEvent,
-                             BastionEventAck>;
+                             BastionEventAck, GetStatus, StatusReport, SpoolReport,
+                             SpoolReportAck>;
 
 // The wire type of m.
 MessageType TypeOf(const Message& m);

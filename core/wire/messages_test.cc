@@ -49,7 +49,7 @@ TEST(MessagesTest, SamplesCoverEveryType) {
   int known = 0;
   for (int t = 0; t < 256; ++t) known += IsKnownMessageType(uint8_t(t));
   EXPECT_EQ(seen.size(), size_t(known));
-  EXPECT_EQ(known, 36);
+  EXPECT_EQ(known, 40);
 }
 
 TEST(MessagesTest, EveryMessageRoundTripsThroughAFrame) {
@@ -111,7 +111,7 @@ TEST(MessagesTest, TrailingBytesAreRejected) {
 }
 
 TEST(MessagesTest, UnknownTypeIsRejected) {
-  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x2f, 0x3b, 0x7f, 0xff}) {
+  for (uint8_t t : {0x00, 0x04, 0x0f, 0x18, 0x1f, 0x2e, 0x2f, 0x3f, 0x7f, 0xff}) {
     EXPECT_THAT(DecodeMessage(t, {}).status(),
                 StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown message type")));
   }
@@ -481,6 +481,33 @@ TEST(MessagesTest, LargestRequestInfoFitsAFrame) {
   EXPECT_THAT(EncodeMessage(two).status(),
               StatusIs(StatusCode::kOutOfRange,
                        "RequestList: body of 113469 bytes exceeds the frame cap of 65535"));
+}
+
+TEST(MessagesTest, HealthMessagesCheckTheirFields) {
+  EXPECT_THAT(EncodeMessage(SpoolReport{"", 1, 2}).status(),
+              StatusIs(StatusCode::kInvalidArgument, "SpoolReport: field host: must not be empty"));
+  StatusReport r = testonly::SampleStatusReport();
+  r.spools[1].host.clear();
+  EXPECT_THAT(EncodeMessage(r).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "StatusReport: field spools.host: must not be empty"));
+  r = testonly::SampleStatusReport();
+  r.spools.assign(kMaxSpoolHosts + 1, r.spools[0]);
+  EXPECT_THAT(EncodeMessage(r).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "StatusReport: field spools: 257 items exceed the cap of 256"));
+  // The verify state byte follows 13 fixed and string fields; 4 is no state.
+  r = testonly::SampleStatusReport();
+  Bytes body;
+  ASSERT_OK(EncodeBody(r, &body));
+  size_t at = 4 + r.version.size() + 8 + 8 + 4 + r.config_file.size() + 8 + 8 + 8 + 4 +
+              r.store_dir.size() + 8 * 6;
+  ASSERT_EQ(body[at], uint8_t(CheckState::kOk));
+  body[at] = 4;
+  EXPECT_THAT(DecodeStatus(MessageType::kStatusReport, body),
+              StatusIs(StatusCode::kInvalidArgument, "StatusReport: field verify: unknown value 4"));
+  EXPECT_THAT(DecodeStatus(MessageType::kGetStatus, Bytes{0}),
+              StatusIs(StatusCode::kInvalidArgument, "GetStatus: 1 trailing bytes"));
 }
 
 TEST(MessagesTest, DecodeRejectsOverCapBody) {

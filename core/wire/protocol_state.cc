@@ -83,6 +83,12 @@ Status ProtocolState::OnClientMessage(const Message& m) {
         case MessageType::kBastionEvent:
           Expect(MessageType::kBastionEventAck, false);
           return OkStatus();
+        case MessageType::kGetStatus:
+          Expect(MessageType::kStatusReport, false);
+          return OkStatus();
+        case MessageType::kSpoolReport:
+          Expect(MessageType::kSpoolReportAck, false);
+          return OkStatus();
         default:
           break;
       }

@@ -123,6 +123,14 @@ TEST(ProtocolStateTest, AllowedConversations) {
             S(SessionTerminated{"bob", ""}, CS::kClosing), S(SessionAck{1}, CS::kClosing),
             S(SessionClosed{1}, CS::kDone)}),
       __LINE__);
+  // Health: GetStatus and SpoolReport are one-reply commands; the
+  // connection is ready again after each.
+  Converse(Plus(Handshake(),
+           {C(GetStatus{}, CS::kReply), S(testonly::SampleStatusReport(), CS::kReady),
+            C(SpoolReport{"db1", 1, 2}, CS::kReply),
+            S(Error{ErrorCode::kPermissionDenied, "no"}, CS::kReady),
+            C(SpoolReport{"db1", 1, 2}, CS::kReply), S(SpoolReportAck{}, CS::kReady)}),
+      __LINE__);
   // Follow: snapshot, then pushes.
   Converse(Plus(Handshake(), {C(Follow{}, CS::kReply), S(RequestList{}, CS::kFollowing),
                          S(testonly::SampleInfo(), CS::kFollowing),

@@ -8,7 +8,7 @@ namespace jitgate::wire {
 bool IsKnownMessageType(uint8_t type) {
   return (type >= 0x01 && type <= 0x03) || (type >= 0x10 && type <= 0x17) ||
          (type >= 0x20 && type <= 0x2d) ||
-         (type >= 0x30 && type <= 0x3a);
+         (type >= 0x30 && type <= 0x3e);
 }
 
 std::string MessageTypeName(uint8_t type) {
@@ -49,6 +49,10 @@ std::string MessageTypeName(uint8_t type) {
     case MessageType::kSessionTerminated: return "SessionTerminated";
     case MessageType::kBastionEvent: return "BastionEvent";
     case MessageType::kBastionEventAck: return "BastionEventAck";
+    case MessageType::kGetStatus: return "GetStatus";
+    case MessageType::kStatusReport: return "StatusReport";
+    case MessageType::kSpoolReport: return "SpoolReport";
+    case MessageType::kSpoolReportAck: return "SpoolReportAck";
   }
   char buf[16];
   std::snprintf(buf, sizeof(buf), "type 0x%02x", unsigned(type));
@@ -76,6 +80,8 @@ bool IsClientToServer(MessageType type) {
     case MessageType::kCloseSession:
     case MessageType::kTerminateSession:
     case MessageType::kBastionEvent:
+    case MessageType::kGetStatus:
+    case MessageType::kSpoolReport:
       return true;
     default:
       return false;

@@ -75,9 +75,13 @@ enum class MessageType : uint8_t {
   kSessionTerminated = 0x38,
   kBastionEvent = 0x39,
   kBastionEventAck = 0x3a,
+  kGetStatus = 0x3b,
+  kStatusReport = 0x3c,
+  kSpoolReport = 0x3d,
+  kSpoolReportAck = 0x3e,
 };
 
-// True for the 34 types of protocol version 1.
+// True for the 40 types of protocol version 1.
 bool IsKnownMessageType(uint8_t type);
 // "SubmitRequest", ...; "type 0x7f" for unknown values.
 std::string MessageTypeName(uint8_t type);
@@ -143,6 +147,13 @@ inline constexpr ListFilter kValidCerts = ListFilter::kPending;
 enum class CertKind : uint8_t { kUser = 1, kHost = 2 };
 inline constexpr uint8_t kMaxCertKind = 2;
 inline constexpr uint8_t kMaxListFilter = 2;
+
+// StatusReport: the state of one health check. kUnknown: not checked yet, or
+// not applicable (no CA configured).
+enum class CheckState : uint8_t { kUnknown = 1, kOk = 2, kFailed = 3 };
+inline constexpr uint8_t kMaxCheckState = 3;
+// Hosts in a StatusReport's spool list.
+inline constexpr size_t kMaxSpoolHosts = 256;
 
 // SubmitRequest.flags bits; all others must be zero.
 inline constexpr uint8_t kFlagCanPrompt = 0x01;

@@ -78,6 +78,37 @@ inline OpenSession SampleOpenSession() {
   return o;
 }
 
+// A StatusReport with every field set: a broker with a CA, a bastion and
+// metrics whose store verified, and two recorders' spools.
+inline StatusReport SampleStatusReport() {
+  StatusReport r;
+  r.version = "jitgated 0.1.0 db1";
+  r.now = 1767229200;
+  r.started_at = 1767225600;
+  r.config_file = "/etc/jitgate/jitgate.yaml";
+  r.config_loaded_at = 1767225600;
+  r.pending = 3;
+  r.sessions_live = 2;
+  r.store_dir = "/var/lib/jitgate/store";
+  r.store_entries = 1042;
+  r.store_bytes = 1048576;
+  r.checkpoint_size = 1040;
+  r.checkpoint_age = 4;
+  r.uncovered_entries = 2;
+  r.uncovered_age = 1;
+  r.verify = CheckState::kOk;
+  r.verified_entries = 1040;
+  r.verified_at = 1767229195;
+  r.ca = CheckState::kOk;
+  r.ca_detail = "ssh-ed25519 SHA256:uvRyMR0D1bSfHw1fJ3f5Qb2wYbzVXQYUbOUm1U+VAnU";
+  r.bastion_listen = "0.0.0.0:2222";
+  r.bastion_sessions = 1;
+  r.metrics_listen = "127.0.0.1:9464";
+  r.spools.push_back(SpoolBacklog{"db1", 2, 81920, 1767229000});
+  r.spools.push_back(SpoolBacklog{"web3", 0, 0, 1767228000});
+  return r;
+}
+
 inline ResumeToken SampleToken() {
   ResumeToken t;
   for (size_t i = 0; i < t.size(); ++i) t[i] = uint8_t(0xa0 + i);
@@ -192,6 +223,10 @@ inline std::vector<Message> SampleMessages() {
   out.push_back(BastionEvent{"forward_opened", "alice", "192.0.2.7", "deploy@db1", "7f3a9c02e1",
                              "k3n8v2x9q4m1", "direct-tcpip to 127.0.0.1:5432 from 127.0.0.1:50022"});
   out.push_back(BastionEventAck{});
+  out.push_back(GetStatus{});
+  out.push_back(SampleStatusReport());
+  out.push_back(SpoolReport{"db1", 2, 81920});
+  out.push_back(SpoolReportAck{});
   return out;
 }
 

@@ -561,7 +561,9 @@ class IntegrationTest(unittest.TestCase):
 # Entry point
 
 
-def main(test_file):
+def main(test_file, pass_fds=(), exit=True):
+    """pass_fds: descriptors the re-executed process inherits. exit=False:
+    return the exit status instead of exiting (for a caller with more to do)."""
     global ROOT
     ap = argparse.ArgumentParser(add_help=False)
     for k in BIN:
@@ -589,12 +591,14 @@ def main(test_file):
         argv = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                 "--mount-proc", "--", sys.executable, os.path.abspath(test_file)] + sys.argv[1:]
         try:
-            rc = subprocess.call(argv, env=env)
+            rc = subprocess.call(argv, env=env, pass_fds=pass_fds)
         finally:
             if os.environ.get("JITGATE_IT_KEEP"):
                 print("kept", root)
             else:
                 _cleanup_tree(root)
+        if not exit:
+            return rc
         sys.exit(rc)
 
     ROOT = os.environ[TMP_ENV]

@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -399,6 +400,47 @@ class BastionTest(harness.IntegrationTest):
         [s] = [x for x in self.sessions() if x["command"] == cmd]
         self.assertEqual(s["end_reason"], "terminated")
         self.assertIn(b"terminated by root", self.raw_output(s["id"]))
+
+    def test_reload_keeps_live_sessions_and_new_connections_see_the_new_config(self):
+        """SIGHUP while a bastion session runs: the session goes on to its end;
+        a target added by the reload works for the next connection; a bad file
+        is refused and new connections keep the last good configuration."""
+        original = read(self.broker.config)
+        log_mark = len(read(self.broker.log_path))
+
+        def reload(text, logged):
+            harness.write(self.broker.config, text)
+            self.broker.proc.send_signal(signal.SIGHUP)
+            harness.wait_for(lambda: logged in read(self.broker.log_path)[log_mark:], 15,
+                             "'%s' in the broker's log" % logged)
+
+        try:
+            cmd = "echo started; sleep 3; echo finished"
+            b = Background(self.ssh_argv("deploy", command=cmd), self.dir, "ssh-across-reload")
+            self.bg.append(b)
+            harness.wait_for(lambda: "started" in b.stdout, 30, "the session to start")
+            db1 = "    db1: {address: 127.0.0.1,"
+            self.assertIn(db1, original)
+            with_db2 = original.replace(db1, db1.replace("db1", "db2", 1) + original.split(db1, 1)[1]
+                                        .split("\n", 1)[0] + "\n" + db1, 1)
+            reload(with_db2, "configuration reloaded")
+            p = self.ssh("deploy", target="db2", command="echo via-db2")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, "via-db2\n")
+            self.assertEqual(b.wait(30), 0, b.describe())
+            self.assertEqual(b.stdout, "started\nfinished\n")
+
+            log_mark = len(read(self.broker.log_path))
+            reload(with_db2 + "bastion_typo: 1\n", "reload refused")
+            p = self.ssh("deploy", target="db2", command="echo still-db2")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, "still-db2\n")
+        finally:
+            log_mark = len(read(self.broker.log_path))
+            reload(original, "configuration reloaded")
+        p = self.ssh("deploy", target="db2", command="true")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("db2", p.stderr)
 
     def test_losing_the_target_ends_the_session_with_a_message(self):
         cmd = "echo started; sleep 60"

@@ -214,6 +214,56 @@ class SshdApprovalTest(harness.IntegrationTest):
         self.assertEqual(c.stdout.strip(), "OK")
         self.assert_audit(r["id"], ["created", "approved", "used"])
 
+    def test_reload_keeps_the_waiting_login_and_refuses_a_bad_config(self):
+        """SIGHUP (what `systemctl reload jitgated` sends) while a login waits:
+        a good new config applies to new requests, the waiting one keeps its
+        policy and completes; a bad one is refused with file:line and changes
+        nothing; every reload is an audit event."""
+        self.broker.start()
+        c = self.ssh("alice")
+        r = self.pending("alice")
+        original = read(self.broker.config)
+        # The new policy: alice's logins no longer need anyone.
+        auto = original.replace("policies:\n", "policies:\n  - name: alice-auto\n"
+                                "    match: {\"user\": [\"alice\"]}\n    approve: auto\n"
+                                "    reason: none\n", 1)
+        harness.write(self.broker.config, auto)
+        self.broker.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: "configuration reloaded" in read(self.broker.log_path), 10,
+                         "the reload to be logged")
+        self.assertTrue(self.broker.running())
+        # A new login of alice goes through at once under the new policy ...
+        quick = self.ssh("alice", "echo QUICK")
+        self.assertEqual(quick.wait(20), 0, quick.describe())
+        self.assertEqual(quick.stdout.strip(), "QUICK")
+        # ... while the one that was waiting still waits for its approver.
+        self.assert_still_waiting(c, 0.5)
+        self.broker.approve("bob", r["id"], "approved across a reload")
+        self.assertEqual(c.wait(20), 0, c.describe())
+        self.assertEqual(c.stdout.strip(), "OK")
+
+        # A bad file: refused, with the file and line; the running policy stays.
+        harness.write(self.broker.config, auto + "polices: []\n")
+        self.broker.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: "reload refused" in read(self.broker.log_path), 10,
+                         "the refusal to be logged")
+        log = read(self.broker.log_path)
+        self.assertIn(self.broker.config + ":", log)
+        self.assertIn("polices", log)
+        self.assertTrue(self.broker.running())
+        again = self.ssh("alice", "echo AGAIN")
+        self.assertEqual(again.wait(20), 0, again.describe())
+        self.assertEqual(again.stdout.strip(), "AGAIN")
+
+        self.broker.stop()
+        v = self.broker.verify()
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        events = [d for e in self.broker.entries() for d in harness._walk_json(e)
+                  if d.get("type") == "config" and "config" in d]
+        self.assertEqual([e["config"]["event"] for e in events],
+                         ["loaded", "reloaded", "reload_refused"], events)
+        self.assertIn("polices", events[2]["comment"])
+
     def test_quorum_two_needs_two_distinct_approvers(self):
         self.broker.start()
         c = self.ssh("dave")
