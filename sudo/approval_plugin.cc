@@ -39,6 +39,7 @@ struct PluginState {
   sudo_printf_t printf = nullptr;
   PluginOptions options;
   bool has_tty = false;  // user_info tty= was set
+  bool noninteractive = false;  // settings noninteractive=true: `sudo -n` may not prompt
   std::string user_info_storage;  // the copied user_info strings, NUL-separated
   std::vector<const char*> user_info;
 };
@@ -111,7 +112,8 @@ class SudoUi : public wire::RequesterUi {
 };
 
 int Open(unsigned int version, sudo_conv_t conversation, sudo_printf_t plugin_printf,
-         char* const user_info[], char* const plugin_options[], const char** errstr) {
+         char* const settings[], char* const user_info[], char* const plugin_options[],
+         const char** errstr) {
   if (SUDO_API_VERSION_GET_MAJOR(version) != SUDO_API_VERSION_MAJOR) {
     *errstr = SetError("jitgate: incompatible sudo plugin API version " +
                        std::to_string(SUDO_API_VERSION_GET_MAJOR(version)) + "." +
@@ -142,6 +144,12 @@ int Open(unsigned int version, sudo_conv_t conversation, sudo_printf_t plugin_pr
   g_state->user_info.push_back(nullptr);
   std::optional<std::string_view> tty = LookupKey(g_state->user_info.data(), "tty");
   g_state->has_tty = tty.has_value() && !tty->empty();
+  // `sudo -n`: sudo's conversation fails at any prompt, so a question would
+  // cancel the request. Tell the broker this client cannot ask instead; a
+  // policy that merely welcomes a reason then files the request without one.
+  std::optional<std::string_view> noninteractive =
+      LookupKey(settings, "noninteractive");
+  g_state->noninteractive = noninteractive.has_value() && *noninteractive == "true";
   Debug("socket=" + EscapeForTerminal(g_state->options.socket) +
         " timeout=" + std::to_string(g_state->options.timeout_seconds));
   return 1;
@@ -169,6 +177,13 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
         fields->command + " in " + EscapeForTerminal(fields->cwd));
 
   const PluginOptions& options = g_state->options;
+  if (options.reason == ReasonMode::kRequired && g_state->noninteractive) {
+    std::string message = "jitgate: a reason is required and sudo -n cannot ask for one; "
+                          "command not run";
+    Print(SUDO_CONV_ERROR_MSG, message);
+    *errstr = SetError(message);
+    return 0;
+  }
   if (options.reason == ReasonMode::kRequired) {
     std::optional<std::string> reason =
         Ask("Reason for running this command as " + EscapeForTerminal(fields->target_user) + ": ");
@@ -186,7 +201,7 @@ int Check(char* const command_info[], char* const run_argv[], const char** errst
   ro.socket_path = options.socket;
   ro.client_name = kClientName;
   ro.timeout_ms = options.timeout_seconds * 1000;
-  ro.can_prompt = options.reason != ReasonMode::kNone;
+  ro.can_prompt = options.reason != ReasonMode::kNone && !g_state->noninteractive;
   SudoUi ui;
   wire::RequesterResult result = wire::RunRequest(*fields, ro, &ui);
   if (wire::Granted(result)) {
@@ -214,14 +229,14 @@ using jitgate::sudo::g_state;
 using jitgate::sudo::SetError;
 
 int TrampolineOpen(unsigned int version, sudo_conv_t conversation, sudo_printf_t plugin_printf,
-                   char* const /*settings*/[], char* const user_info[], int /*submit_optind*/,
+                   char* const settings[], char* const user_info[], int /*submit_optind*/,
                    char* const /*submit_argv*/[], char* const /*submit_envp*/[],
                    char* const plugin_options[], const char** errstr) noexcept {
   const char* ignored = nullptr;
   if (errstr == nullptr) errstr = &ignored;
   try {
-    return jitgate::sudo::Open(version, conversation, plugin_printf, user_info, plugin_options,
-                               errstr);
+    return jitgate::sudo::Open(version, conversation, plugin_printf, settings, user_info,
+                               plugin_options, errstr);
   } catch (...) {
     *errstr = SetError("jitgate: approval plugin failed to start (out of memory)");
     return -1;

@@ -74,8 +74,10 @@ class ApprovalPluginTest : public ::testing::Test {
   }
   void TearDown() override { g_front = nullptr; }
 
-  int Open(std::vector<std::string> options) {
-    Argv settings({"progname=sudo", "network_addrs=127.0.0.1/255.0.0.0"});
+  int Open(std::vector<std::string> options, std::vector<std::string> extra_settings = {}) {
+    std::vector<std::string> all_settings = {"progname=sudo", "network_addrs=127.0.0.1/255.0.0.0"};
+    all_settings.insert(all_settings.end(), extra_settings.begin(), extra_settings.end());
+    Argv settings(std::move(all_settings));
     Argv user_info({"pid=4242", "user=alice", "uid=1001", "gid=1001", "cwd=/home/alice",
                     "tty=/dev/pts/3", "host=db1", "lines=24", "cols=80"});
     Argv submit_argv({"sudo", "systemctl", "restart", "nginx"});
@@ -259,6 +261,43 @@ TEST_F(ApprovalPluginTest, ReasonNoneNeverPrompts) {
   ASSERT_EQ(broker.Submitted().size(), 1u);
   EXPECT_FALSE(broker.Submitted()[0].can_prompt);
   EXPECT_THAT(errstr_, HasSubstr("a reason is required"));
+}
+
+// `sudo -n` (settings noninteractive=true): sudo's conversation would fail, so
+// the plugin tells the broker it cannot prompt instead of being asked and
+// cancelling; an optional reason then never stops the request.
+TEST_F(ApprovalPluginTest, SudoDashNDoesNotOfferToPrompt) {
+  FakeBroker broker(FakeBroker::AcceptThenApprove());
+  ASSERT_EQ(Open({"socket=" + broker.socket_path(), "reason=optional"}, {"noninteractive=true"}),
+            1);
+  EXPECT_EQ(Check(), 1) << (errstr_ ? errstr_ : "");
+  plugin_->close();
+  EXPECT_THAT(front_.prompts, IsEmpty());
+  ASSERT_EQ(broker.Submitted().size(), 1u);
+  EXPECT_FALSE(broker.Submitted()[0].can_prompt);
+}
+
+TEST_F(ApprovalPluginTest, SudoDashNWithRequiredReasonRefusesWithoutFiling) {
+  FakeBroker broker(FakeBroker::AutoApprove());
+  front_.answers = {"would never be read"};
+  ASSERT_EQ(Open({"socket=" + broker.socket_path(), "reason=required"}, {"noninteractive=true"}),
+            1);
+  EXPECT_EQ(Check(), 0);
+  plugin_->close();
+  EXPECT_STREQ(errstr_, "jitgate: a reason is required and sudo -n cannot ask for one; "
+                        "command not run");
+  EXPECT_THAT(front_.prompts, IsEmpty());
+  EXPECT_EQ(broker.connections(), 0);
+}
+
+TEST_F(ApprovalPluginTest, InteractiveSudoStillOffersToPrompt) {
+  FakeBroker broker(FakeBroker::AcceptThenApprove());
+  ASSERT_EQ(Open({"socket=" + broker.socket_path(), "reason=optional"}, {"noninteractive=false"}),
+            1);
+  EXPECT_EQ(Check(), 1) << (errstr_ ? errstr_ : "");
+  plugin_->close();
+  ASSERT_EQ(broker.Submitted().size(), 1u);
+  EXPECT_TRUE(broker.Submitted()[0].can_prompt);
 }
 
 TEST_F(ApprovalPluginTest, BadConfigurationIsAnError) {

@@ -36,6 +36,9 @@ POLICIES = [
      "approve": "deny"},
     {"name": "harmless", "match": {"service": ["sudo"], "command": ["/usr/bin/true"]},
      "approve": "auto"},
+    # Welcomes a reason without requiring one (the plugin's default reason=optional).
+    {"name": "reason-welcome", "match": {"service": ["sudo"], "command": ["/usr/bin/whoami"]},
+     "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "5m"},
     {"name": "short-wait", "match": {"service": ["sudo", "sudo-jit"], "user": ["erin", "gina"]},
      "approvers": ["oncall"], "quorum": 1, "reason": "none",
      "timeout": "%ds" % SHORT_TIMEOUT, "ttl": "5m"},
@@ -170,6 +173,19 @@ class SudoApprovalPluginTest(SudoTestBase):
         events = self.assert_audit(r["id"], ["created", "approved", "used"])
         created = [e for e in events if e["type"] == "created"][0]
         self.assertIn("/usr/bin/id -un", str(created), created)
+
+    def test_sudo_n_files_without_an_optional_reason(self):
+        # `sudo -n` cannot be asked anything: the plugin says so to the
+        # broker, which files the request without the reason it would have
+        # welcomed, instead of asking and the request being cancelled.
+        self.broker.start()
+        c = self.sudo("alice", "/usr/bin/whoami")
+        r = self.pending("alice")
+        self.assertEqual(r["command"], "/usr/bin/whoami", r)
+        self.broker.approve("bob", r["id"], "ok")
+        self.assertEqual(c.wait(20), 0, c.describe())
+        self.assertEqual(c.stdout.splitlines()[:1], ["root"], c.describe())
+        self.assertNotIn("cancelled", c.stderr, c.describe())
 
     def test_messages_stay_out_of_the_commands_stdout(self):
         # `sudo cmd > file` or `sudo cmd | next` must get exactly the
