@@ -171,9 +171,13 @@ StatusOr<StoreSettings> ParseStore(const Node* node,
   StoreSettings s;
   s.dir = broker.state_dir + "/store";
   if (node == nullptr) return s;
-  RETURN_IF_ERROR(config::CheckKeys(*node, {"dir", "key"}));
+  RETURN_IF_ERROR(config::CheckKeys(*node, {"dir", "key", "group"}));
   ASSIGN_OR_RETURN(s.dir, OptionalPath(*node, "dir", s.dir));
   ASSIGN_OR_RETURN(s.key, OptionalPath(*node, "key", s.key));
+  ASSIGN_OR_RETURN(s.group, config::GetString(*node, "group", ""));
+  if (const Node* g = Find(*node, "group"); g != nullptr && !IsIdentifier(s.group)) {
+    return Error(*g, "bad group name " + Quote(s.group) + " (" + kIdentifierRule + ")");
+  }
   return s;
 }
 
@@ -654,6 +658,7 @@ Status CheckReloadable(const Config& running, const Config& next) {
   if (next.broker.state_dir != running.broker.state_dir) return restart("broker.state_dir");
   if (next.store.dir != running.store.dir) return restart("store.dir");
   if (next.store.key != running.store.key) return restart("store.key");
+  if (next.store.group != running.store.group) return restart("store.group");
   if (next.ca.has_value() != running.ca.has_value()) return restart("ca");
   if (next.ca.has_value()) {
     if (next.ca->key != running.ca->key) return restart("ca.key");

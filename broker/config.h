@@ -15,6 +15,8 @@
 //              submitters  [root]                      (user names)
 //   store:     dir         <broker.state_dir>/store    (absolute)
 //              key         /etc/jitgate/log.key        (absolute)
+//              group       a group whose members may read the store
+//                          (auditors; default none: owner only)
 //   ca:        optional; key (absolute, required), max_ttl (default 1h,
 //              1s..30d)
 //   bastion:   optional (docs/bastion.md):
@@ -97,6 +99,8 @@ struct BrokerSettings {
 struct StoreSettings {
   std::string dir;  // default: state_dir + "/store"
   std::string key = kDefaultStoreKey;
+  // A group whose members may read the store (auditors): "" = owner only.
+  std::string group;
 };
 
 inline constexpr std::chrono::nanoseconds kDefaultCaClockSkew = std::chrono::minutes(1);

@@ -225,9 +225,10 @@ TEST(ConfigTest, ReloadAppliesPolicyAndRefusesWhatNeedsARestart) {
       {"listen: 127.0.0.1:2222", "listen: 127.0.0.1:2223"},
       {"host_key: /etc/j/hk", "host_key: /etc/j/hk2"},
       {"approvers:\n", "metrics:\n  listen: 127.0.0.1:9100\napprovers:\n"},
+      {"approvers:\n", "store:\n  group: auditors\napprovers:\n"},
   };
-  const char* names[] = {"broker.socket", "broker.state_dir", "ca.key", "'ca'",
-                         "bastion.listen", "bastion.host_key", "'metrics'"};
+  const char* names[] = {"broker.socket", "broker.state_dir", "ca.key",   "'ca'",
+                         "bastion.listen", "bastion.host_key", "'metrics'", "store.group"};
   for (size_t i = 0; i < std::size(restart); ++i) {
     EXPECT_THAT(check(restart[i].first, restart[i].second),
                 StatusIs(StatusCode::kFailedPrecondition, ::testing::HasSubstr(names[i])))
@@ -271,6 +272,9 @@ TEST(ConfigTest, StoreDirFollowsStateDir) {
                   "m.yaml"));
   EXPECT_EQ(cfg.store.dir, "/tmp/j/store");
   EXPECT_THAT(cfg.broker.submitters, IsEmpty());
+  EXPECT_EQ(cfg.store.group, "");  // owner only unless set
+  ASSERT_OK_AND_ASSIGN(cfg, ParseConfig("store: {group: jitgate-audit}\npolicies: []\n", "m.yaml"));
+  EXPECT_EQ(cfg.store.group, "jitgate-audit");
 }
 
 TEST(ConfigTest, PolicyDefaultsAndCatchAll) {
@@ -333,7 +337,9 @@ const RejectCase kRejectCases[] = {
     {__LINE__, "broker:\n  state_dir: 12\npolicies: []\n",
      "t.yaml:2: 'broker.state_dir': expected an absolute path, got '12'"},
     {__LINE__, "store:\n  dir: /s\n  keyy: /k\npolicies: []\n",
-     "t.yaml:3: unknown key 'keyy' in 'store' (expected one of: dir, key)"},
+     "t.yaml:3: unknown key 'keyy' in 'store' (expected one of: dir, key, group)"},
+    {__LINE__, "store:\n  group: 'audit ors'\npolicies: []\n",
+     "t.yaml:2: 'store.group': bad group name 'audit ors' (letters, digits, '_', '.' and '-', at most 64 bytes)"},
     {__LINE__, "ca:\n  max_ttl: 1h\npolicies: []\n",
      "t.yaml:2: missing required key 'key' in 'ca'"},
     {__LINE__, "ca:\n  key: /ca\n  max_ttl: 1.5h\npolicies: []\n",

@@ -26,13 +26,15 @@
 namespace jitgate::broker {
 
 struct LogFields {
-  std::string_view request;   // request id
-  std::string_view user;      // the requesting user
-  std::string_view service;   // sshd, sudo, bastion, ssh-cert, ...
-  std::string_view decision;  // approved, denied, expired, cancelled, used, ...
-  std::string_view actor;     // who decided (an approver, "jitgated")
-  std::string_view session;   // recorded session id
-  bool warning = false;       // PRIORITY 4 instead of 6
+  // Every member has a default, so that designated initializers may name
+  // only what they set (and -Wmissing-field-initializers stays quiet).
+  std::string_view request = {};   // request id
+  std::string_view user = {};      // the requesting user
+  std::string_view service = {};   // sshd, sudo, bastion, ssh-cert, ...
+  std::string_view decision = {};  // approved, denied, expired, cancelled, used, ...
+  std::string_view actor = {};     // who decided (an approver, "jitgated")
+  std::string_view session = {};   // recorded session id
+  bool warning = false;            // PRIORITY 4 instead of 6
 };
 
 // Writes one log line (see above). line has no trailing newline.

@@ -9,6 +9,7 @@
 // that use only: docs/bastion.md). Exit status: 0 clean stop or valid
 // configuration, 1 runtime failure, 2 usage or configuration error. Every
 // failure is one line on stderr.
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "broker/bastion/listener.h"
@@ -48,6 +50,19 @@ std::string Hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
+}
+
+// store.group as a gid (nullopt when unset); an unknown group is an error.
+jitgate::StatusOr<std::optional<uint32_t>> StoreGroup(const jitgate::broker::StoreSettings& s) {
+  if (s.group.empty()) return std::optional<uint32_t>();
+  errno = 0;
+  const group* g = ::getgrnam(s.group.c_str());
+  if (g == nullptr) {
+    return jitgate::FailedPreconditionError(
+        "store.group: no group '" + s.group + "'" +
+        (errno != 0 ? std::string(" (") + std::strerror(errno) + ")" : std::string()));
+  }
+  return std::optional<uint32_t>(static_cast<uint32_t>(g->gr_gid));
 }
 
 // Where the bastion's session processes read their configuration: a copy of
@@ -92,16 +107,20 @@ int Serve(const jitgate::broker::LoadedConfig& loaded, const std::string& config
   }
 
   // The store: created on first start (the key must exist: `jitgate log keygen`).
+  StatusOr<std::optional<uint32_t>> group_or = StoreGroup(config.store);
+  if (!group_or.ok()) return Fail(1, group_or.status().message());
+  const std::optional<uint32_t> store_group = *group_or;
   Env* env = DefaultEnv();
   const std::string& store_dir = config.store.dir;
   if (::stat(store_dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return Fail(1, "store " + store_dir + ": " + std::strerror(errno));
-    Status created = store::CreateStore(env, store_dir, config.store.key);
+    Status created = store::CreateStore(env, store_dir, config.store.key, store_group);
     if (!created.ok()) return Fail(1, "creating store " + store_dir + ": " + created.message());
     std::fprintf(stderr, "jitgated: created store %s\n", store_dir.c_str());
   }
   store::StoreOptions so;
   so.key_path = config.store.key;
+  so.group = store_group;
   StatusOr<std::unique_ptr<store::Store>> st_or = store::Store::Open(store_dir, so);
   if (!st_or.ok()) return Fail(1, "opening store " + store_dir + ": " + st_or.status().message());
   std::unique_ptr<store::Store> store = std::move(*st_or);
@@ -228,6 +247,8 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) return Fail(2, loaded.status().message());
   if (vm.count("bastion-session")) return jitgate::bastion::RunSession(loaded->config, 3);
   if (vm.count("check-config")) {
+    jitgate::StatusOr<std::optional<uint32_t>> group = StoreGroup(loaded->config.store);
+    if (!group.ok()) return Fail(2, path + ": " + group.status().message());
     std::printf("%s: configuration is valid (%zu policies)\n", path.c_str(),
                 loaded->config.policy.rules.size());
     return 0;

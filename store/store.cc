@@ -41,7 +41,28 @@ StatusOr<note::Signer> LoadSignerKey(Env* env, const std::string& path) {
   return signer;
 }
 
-Status CreateStore(Env* env, const std::string& dir, const std::string& key_path) {
+Status ShareStore(Env* env, const std::string& dir, uint32_t gid) {
+  for (const std::string& d : {dir, SegmentDir(dir)}) {
+    RETURN_IF_ERROR(env->ShareWithGroup(d, gid));
+    ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(d));
+    for (const std::string& name : names) {
+      std::string path = JoinPath(d, name);
+      if (name == kSegmentDir && d == dir) continue;  // shared as a directory above
+      Status s = env->ShareWithGroup(path, gid);
+      if (s.code() == StatusCode::kPermissionDenied) {
+        // A segment sealed immutable (by a broker run as root) before the
+        // store had a group: only root can lift that, once.
+        return s.WithContext("sharing the store with group " + std::to_string(gid) +
+                             " (if it is sealed immutable, run as root: chattr -i " + path + ")");
+      }
+      if (!s.ok()) return s.WithContext("sharing the store with group " + std::to_string(gid));
+    }
+  }
+  return OkStatus();
+}
+
+Status CreateStore(Env* env, const std::string& dir, const std::string& key_path,
+                   std::optional<uint32_t> group) {
   ASSIGN_OR_RETURN(note::Signer signer, LoadSignerKey(env, key_path));
   if (signer.name().size() > kMaxOriginLength) {
     return InvalidArgumentError("key name is longer than 255 bytes");
@@ -84,6 +105,7 @@ Status CreateStore(Env* env, const std::string& dir, const std::string& key_path
   StoreIdentity id{signer.name(), signer.VerifierKey(), key_path};
   RETURN_IF_ERROR(env->WriteFileAtomically(JoinPath(dir, kIdentityFile),
                                            AsBytes(FormatIdentity(id)), 0444));
+  if (group.has_value()) RETURN_IF_ERROR(ShareStore(env, dir, *group));
   RETURN_IF_ERROR(env->SyncDir(dir));
   return env->SyncDir(DirName(dir));
 }
@@ -125,6 +147,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir, StoreOption
   }
   store->lock_ = std::move(lock).value();
   RETURN_IF_ERROR(store->Recover());
+  if (options.group.has_value()) RETURN_IF_ERROR(ShareStore(env, dir, *options.group));
   store->sync_thread_ = std::thread([s = store.get()] { s->SyncLoop(); });
   return store;
 }
@@ -273,6 +296,8 @@ Status Store::StartNextSegment(uint64_t prev_valid, uint64_t prev_file, uint64_t
   AppendRecord(RecordType::kHeader, EncodeSegmentHeader(h), &data);
   std::string path = SegmentPath(h.segment);
   ASSIGN_OR_RETURN(auto file, env_->NewExclusiveFile(path, kSegmentMode));
+  // Shared before its first byte: a reader may see the segment at once.
+  if (options_.group.has_value()) RETURN_IF_ERROR(env_->ShareWithGroup(path, *options_.group));
   RETURN_IF_ERROR(file->Append(data));
   RETURN_IF_ERROR(file->Sync());
   RETURN_IF_ERROR(env_->SyncDir(SegmentDir(dir_)));

@@ -41,6 +41,11 @@ struct StoreOptions {
   // Publish checkpoints from the background timer (tests may turn this off
   // and call PublishCheckpoint to control timing exactly).
   bool timed_checkpoints = true;
+  // A group that may read the store (store.group, docs/jitgated.md): Open
+  // shares every directory (02750) and file (0640, sealed 0440) with it, and
+  // so does each segment started later; others get nothing. Unset: owner
+  // only (0700, 0600).
+  std::optional<uint32_t> group;
 };
 
 // Reads a signing key file (C2SP signer key encoding, one line), refusing a
@@ -50,8 +55,15 @@ StatusOr<note::Signer> LoadSignerKey(Env* env, const std::string& path);
 // Creates a new, empty store in dir, whose origin is the key's name: the
 // STORE file, the first segment with a checkpoint of the empty tree, and an
 // empty tree index. dir must not exist or be empty. key_path is recorded as
-// given (pass an absolute path).
-Status CreateStore(Env* env, const std::string& dir, const std::string& key_path);
+// given (pass an absolute path). With group, the new store is shared with
+// it at once (ShareStore).
+Status CreateStore(Env* env, const std::string& dir, const std::string& key_path,
+                   std::optional<uint32_t> group = std::nullopt);
+
+// Lets group gid read the whole store in dir: the directory, seg/, and every
+// file in them (Env::ShareWithGroup). Idempotent; a sealed immutable file
+// that is not yet shared is an error naming it (chattr -i it once as root).
+Status ShareStore(Env* env, const std::string& dir, uint32_t gid);
 
 class Store {
  public:

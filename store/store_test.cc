@@ -26,6 +26,7 @@ namespace {
 using ::jitgate::testing::FaultInjectionEnv;
 using ::jitgate::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::AllOf;
 
 constexpr char kDir[] = "/store";
 constexpr char kKeyPath[] = "/keys/log.key";
@@ -207,6 +208,59 @@ TEST_F(StoreTest, RotationSealsSegmentsAndProofsVerify) {
     EXPECT_OK(merkle::VerifyConsistency(cp->size, 100, merkle::ProofBytes(proof), cp->root,
                                         latest->root));
   }
+}
+
+// store.group: auditors in the group read everything, from the first byte of
+// each segment on, and nobody else gains anything.
+TEST_F(StoreTest, GroupReadableStoreSharesEverySegmentAsItIsMade) {
+  ASSERT_OK_AND_ASSIGN(uint32_t fresh_dir, env_.FileMode(kDir));
+  EXPECT_EQ(fresh_dir, 0700u);  // without a group: owner only
+  StoreOptions o = Options();
+  o.segment_target_size = 2048;
+  o.group = 4242;
+  {
+    ASSERT_OK_AND_ASSIGN(auto st, Store::Open(kDir, o));
+    for (int i = 0; i < 150; ++i) ASSERT_OK(st->Append(kAudit, AsBytes(Body(i) + "......")));
+    ASSERT_OK(st->PublishCheckpoint());
+  }
+  ASSERT_OK_AND_ASSIGN(auto segs, ListSegments(&env_, kDir));
+  ASSERT_GT(segs.size(), 2u);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    EXPECT_EQ(env_.GroupShared(segs[i].path), 4242u) << segs[i].path;
+    ASSERT_OK_AND_ASSIGN(uint32_t mode, env_.FileMode(segs[i].path));
+    EXPECT_EQ(mode, i + 1 < segs.size() ? 0440u : 0640u) << segs[i].path;  // sealed, active
+  }
+  const std::string seg_dir = SegmentDir(kDir);
+  for (const std::string& d : {std::string(kDir), seg_dir}) {
+    EXPECT_EQ(env_.GroupShared(d), 4242u) << d;
+    ASSERT_OK_AND_ASSIGN(uint32_t mode, env_.FileMode(d));
+    EXPECT_EQ(mode, 02750u) << d;
+  }
+  ASSERT_OK_AND_ASSIGN(uint32_t nodes, env_.FileMode(std::string(kDir) + "/tree.nodes"));
+  EXPECT_EQ(nodes, 0640u);
+  ASSERT_OK_AND_ASSIGN(uint32_t identity, env_.FileMode(std::string(kDir) + "/STORE"));
+  EXPECT_EQ(identity, 0440u);  // 0444 before: others lose it
+  // Reopening passes the sealed segments, already shared, untouched.
+  ASSERT_OK_AND_ASSIGN(auto again, Store::Open(kDir, o));
+  ASSERT_OK(again->Close());
+  VerifyReport rep = Verify();
+  EXPECT_OK(rep.status) << rep.Summary();
+}
+
+TEST_F(StoreTest, GroupForAStoreWithImmutableUnsharedSegmentsNamesTheSegment) {
+  StoreOptions o = Options();
+  o.segment_target_size = 2048;
+  {
+    ASSERT_OK_AND_ASSIGN(auto st, Store::Open(kDir, o));
+    for (int i = 0; i < 150; ++i) ASSERT_OK(st->Append(kAudit, AsBytes(Body(i) + "......")));
+  }
+  ASSERT_OK_AND_ASSIGN(auto segs, ListSegments(&env_, kDir));
+  ASSERT_TRUE(env_.IsImmutable(segs[0].path));
+  o.group = 4242;
+  EXPECT_THAT(Store::Open(kDir, o),
+              StatusIs(StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("sharing the store with group 4242"),
+                             HasSubstr("chattr -i " + segs[0].path))));
 }
 
 TEST_F(StoreTest, ConcurrentAppendersShareFsyncsAndLoseNothing) {

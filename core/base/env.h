@@ -92,6 +92,14 @@ class Env {
   virtual StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
   // Permission bits of path (st_mode & 07777).
   virtual StatusOr<uint32_t> FileMode(const std::string& path) = 0;
+  // Lets group gid read path (a file or directory; symbolic links are
+  // refused): its group becomes gid; a file's group may read it where its
+  // owner may (0600 -> 0640, 0400 -> 0440); a directory gets group r-x and
+  // setgid (0700 -> 02750: what is created in it later gets gid too). Others
+  // lose every bit and the group never gains write. Already so: OK without a change, which is
+  // what lets a sealed (immutable) file pass; otherwise an immutable file is
+  // an error (chown and chmod fail with EPERM).
+  virtual Status ShareWithGroup(const std::string& path, uint32_t gid) = 0;
 
   // Helpers built on the primitives above.
   // Reads a whole file (refusing files larger than max_size).

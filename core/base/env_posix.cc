@@ -264,6 +264,29 @@ class PosixEnv final : public Env {
     return OkStatus();
   }
 
+  Status ShareWithGroup(const std::string& path, uint32_t gid) override {
+    UniqueFd fd(OpenRetry(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd.valid()) return PosixError("share", path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return PosixError("share", path, errno);
+    mode_t mode = st.st_mode & 07777;
+    mode_t want;
+    if (S_ISDIR(st.st_mode)) {
+      want = (mode & 0700) | 02050;  // setgid, group r-x, others nothing
+    } else if (S_ISREG(st.st_mode)) {
+      want = (mode & 0700) | ((mode & 0400) >> 3);  // group reads, others nothing
+    } else {
+      return FailedPreconditionError("share " + path + ": not a file or directory");
+    }
+    if (st.st_gid != gid && ::fchown(fd.get(), static_cast<uid_t>(-1), gid) != 0)
+      return PosixError("chgrp " + std::to_string(gid), path, errno);
+    // chown cleared the setgid bit of a directory on some filesystems; set
+    // the mode after it.
+    if ((st.st_gid != gid || mode != want) && ::fchmod(fd.get(), want) != 0)
+      return PosixError("chmod", path, errno);
+    return OkStatus();
+  }
+
   StatusOr<std::unique_ptr<FileLock>> LockFile(
       const std::string& path) override {
     UniqueFd fd(OpenRetry(path, O_RDWR | O_CREAT, 0600));

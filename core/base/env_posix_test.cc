@@ -251,6 +251,46 @@ TEST_F(EnvPosixTest, MakeReadOnlySealsFile) {
   // TempDir's destructor must be able to clean this up (checked by its test).
 }
 
+TEST_F(EnvPosixTest, ShareWithGroupGivesTheGroupReadAndNothingMore) {
+  // Root may give any group; anyone else only one of their own.
+  const uint32_t gid = ::geteuid() == 0 ? 65534 : static_cast<uint32_t>(::getegid());
+  const std::string sub = dir_.Join("sub");
+  ASSERT_OK(env_->CreateDir(sub, 0700));
+  struct Case {
+    std::string name;
+    uint32_t before, after;
+  };
+  const std::vector<Case> cases = {{"rw", 0600, 0640}, {"ro", 0400, 0440},
+                                   {"world", 0444, 0440}, {"odd", 0666, 0640}};
+  for (const Case& c : cases) {
+    const std::string path = dir_.Join(c.name);
+    ASSERT_OK_AND_ASSIGN(auto f, env_->NewExclusiveFile(path, 0600));
+    ASSERT_OK(f->Close());
+    ASSERT_EQ(::chmod(path.c_str(), c.before), 0);
+    ASSERT_OK(env_->ShareWithGroup(path, gid));
+    struct stat st;
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, c.after) << c.name;
+    EXPECT_EQ(st.st_gid, gid) << c.name;
+    ASSERT_OK(env_->ShareWithGroup(path, gid));  // idempotent
+  }
+  ASSERT_OK(env_->ShareWithGroup(sub, gid));
+  struct stat st;
+  ASSERT_EQ(::stat(sub.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 02750u);
+  EXPECT_EQ(st.st_gid, gid);
+  // A file made later in the setgid directory has the group already.
+  ASSERT_OK_AND_ASSIGN(auto later, env_->NewExclusiveFile(sub + "/later", 0600));
+  ASSERT_OK(later->Close());
+  ASSERT_EQ(::stat((sub + "/later").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, gid);
+  // Never through a symbolic link.
+  ASSERT_EQ(::symlink(dir_.Join("rw").c_str(), dir_.Join("link").c_str()), 0);
+  Status through_link = env_->ShareWithGroup(dir_.Join("link"), gid);
+  EXPECT_FALSE(through_link.ok());
+  EXPECT_THAT(through_link.message(), HasSubstr(dir_.Join("link")));
+}
+
 TEST_F(EnvPosixTest, MakeReadOnlyRejectsDirectory) {
   EXPECT_THAT(env_->MakeReadOnly(dir_.path()),
               StatusIs(StatusCode::kFailedPrecondition,

@@ -461,6 +461,21 @@ Status FaultInjectionEnv::MakeReadOnly(const std::string& path) {
   return OkStatus();
 }
 
+Status FaultInjectionEnv::ShareWithGroup(const std::string& path, uint32_t gid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Node* node = LookupLocked(path);
+  if (node == nullptr) return Err(ENOENT, "share", path);
+  uint32_t* mode = node->file != nullptr ? &node->file->mode : &node->dir->mode;
+  uint32_t want = node->file != nullptr ? (*mode & 0700) | ((*mode & 0400) >> 3)
+                                        : (*mode & 0700) | 02050;
+  if (want != *mode && node->file != nullptr && node->file->immutable) {
+    return Err(EPERM, "chmod", path);
+  }
+  *mode = want;
+  shared_[Normalize(path)] = gid;
+  return OkStatus();
+}
+
 StatusOr<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(
     const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -571,6 +586,13 @@ Status FaultInjectionEnv::SetContents(const std::string& path,
   file->synced = bytes;
   file->data = std::move(bytes);
   return OkStatus();
+}
+
+std::optional<uint32_t> FaultInjectionEnv::GroupShared(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = shared_.find(Normalize(path));
+  if (it == shared_.end()) return std::nullopt;
+  return it->second;
 }
 
 bool FaultInjectionEnv::IsImmutable(const std::string& path) const {

@@ -96,6 +96,9 @@ class FaultInjectionEnv : public Env {
   // through existing handles, NewAppendableFile, Truncate, Rename and
   // RemoveFile of it fail with kPermissionDenied.
   Status MakeReadOnly(const std::string& path) override;
+  // Changes the mode bits as the real one does (group ids are not modelled:
+  // GroupShared() tells which paths were shared); not a mutating operation.
+  Status ShareWithGroup(const std::string& path, uint32_t gid) override;
   // In-process lock: a second LockFile of the same path while the first
   // FileLock lives fails with kFailedPrecondition "<path>: held by another
   // process". Creates an empty file at path if absent (not durable until
@@ -152,6 +155,8 @@ class FaultInjectionEnv : public Env {
   Status SetContents(const std::string& path, std::string bytes);
   // True if MakeReadOnly sealed path.
   bool IsImmutable(const std::string& path) const;
+  // The gid of the last ShareWithGroup of path, if any.
+  std::optional<uint32_t> GroupShared(const std::string& path) const;
 
  private:
   struct FileNode;
@@ -193,6 +198,7 @@ class FaultInjectionEnv : public Env {
   mutable std::mutex mu_;
   std::unique_ptr<Node> root_;  // Always a directory.
   uint64_t epoch_ = 0;          // Bumped by each crash; kills older handles.
+  std::map<std::string, uint32_t> shared_;  // Normalize(path) -> gid
   int64_t op_count_ = 0;        // Mutating ops attempted.
   int64_t fail_after_ = -1;     // Ops left before failing; -1: disabled.
   int64_t ops_before_failure_ = 0;  // For the error message.

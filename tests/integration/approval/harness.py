@@ -205,7 +205,8 @@ def add_users(*names):
 class Broker:
     """jitgated with its own config, state, store and log key in dir."""
 
-    def __init__(self, dir, approvers, policies, socket_path=None, ca=None, extra=""):
+    def __init__(self, dir, approvers, policies, socket_path=None, ca=None, extra="",
+                 store_group=None):
         self.dir = dir
         os.makedirs(dir, exist_ok=True)
         os.chmod(dir, 0o755)
@@ -229,6 +230,8 @@ class Broker:
                  "store:",
                  "  dir: %s" % self.store_dir,
                  "  key: %s" % self.key]
+        if store_group:
+            lines.append("  group: %s" % store_group)
         if ca:  # {"key": path, "max_ttl": "1h", ...}
             lines.append("ca:")
             for k, v in ca.items():

@@ -9,9 +9,11 @@ jitgated, and approvers acting with the real `jitgate` CLI under their own uid
 
 Usage: test_sshd_approval.py --jitgated PATH --jitgate PATH --pam PATH [unittest args]
 """
+import grp
 import os
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -19,7 +21,8 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Background, Broker, Sshd, SshUser, read, run  # noqa: E402
+from harness import (BIN, Background, Broker, Sshd, SshUser, as_user, read, run,  # noqa: E402
+                     user_env)
 
 PAM_TIMEOUT = 30   # pam_jitgate.so timeout= (client side)
 SHORT_TIMEOUT = 3  # the policy timeout for erin's requests
@@ -456,6 +459,41 @@ class SshdApprovalTest(harness.IntegrationTest):
         self.assertEqual(self.pending("alice")["id"], r["id"])
         self.broker.deny("bob", r["id"], "cleanup")
         self.assertEqual(c.wait(20), 255, c.describe())
+
+    def test_store_group_lets_auditors_read_the_store_and_nobody_else(self):
+        # store.group (docs/jitgated.md, "Auditors"): members of the group
+        # verify and read the store as themselves; other users cannot.
+        run(["groupadd", "-f", "jg-audit"])
+        run(["usermod", "-a", "-G", "jg-audit", "erin"])
+        b = Broker(os.path.join(self.dir, "grouped"), APPROVERS, POLICIES,
+                   socket_path=self.socket, store_group="nosuchgroup")
+        p = b.check_config()
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("store.group: no group 'nosuchgroup'", p.stderr)
+        b = Broker(os.path.join(self.dir, "grouped"), APPROVERS, POLICIES,
+                   socket_path=self.socket, store_group="jg-audit")
+        self.broker = b  # stopped by tearDown
+        b.start()
+        c = self.ssh("alice")
+        r = self.pending("alice")
+        self.broker.approve("bob", r["id"], "ok")
+        self.assertEqual(c.wait(20), 0, c.describe())
+        gid = grp.getgrnam("jg-audit").gr_gid
+        for d in (b.store_dir, os.path.join(b.store_dir, "seg")):
+            st = os.stat(d)
+            self.assertEqual((stat.S_IMODE(st.st_mode), st.st_gid), (0o2750, gid), d)
+        for name in os.listdir(os.path.join(b.store_dir, "seg")):
+            st = os.stat(os.path.join(b.store_dir, "seg", name))
+            self.assertEqual((stat.S_IMODE(st.st_mode) & 0o077, st.st_gid), (0o040, gid), name)
+        verify = [BIN["jitgate"], "verify", "--store", b.store_dir, "--key", b.pub]
+        ok = run(as_user("erin", verify), check=False, env=user_env("erin"))
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        entry = run(as_user("erin", [BIN["jitgate"], "log", "entry", "--store", b.store_dir,
+                                     "--index", "0", "--json"]), check=False, env=user_env("erin"))
+        self.assertEqual(entry.returncode, 0, entry.stdout + entry.stderr)
+        no = run(as_user("mallory", verify), check=False, env=user_env("mallory"))
+        self.assertNotEqual(no.returncode, 0, no.stdout + no.stderr)
+        self.assertIn("Permission denied", no.stdout + no.stderr)
 
     def test_check_config_accepts_this_config(self):
         p = self.broker.check_config()
