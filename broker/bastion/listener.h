@@ -106,7 +106,7 @@ class Listener {
     // client sees the connection close once the session has exited and this
     // copy is closed too.
     UniqueFd conn;
-    std::string peer;  // "addr:port" of the client, for the log
+    std::string peer;          // "addr:port" of the client, for the log
     bool unsignalled = false;  // a signal failed with EPERM
   };
 

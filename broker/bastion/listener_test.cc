@@ -3,10 +3,10 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,8 +87,8 @@ class ListenerTest : public ::testing::Test {
   // *pid the session's. The listener thread inherits the capabilities of the
   // thread that starts it: started without CAP_KILL in effect, it is like a
   // non-root jitgated and may not signal that session (EPERM). Needs root.
-  std::unique_ptr<Listener> StartWithoutKill(std::chrono::milliseconds stop_grace,
-                                             UniqueFd* conn, pid_t* pid) {
+  std::unique_ptr<Listener> StartWithoutKill(
+      std::chrono::milliseconds stop_grace, UniqueFd* conn, pid_t* pid) {
     ListenerOptions o = Options();
     o.stop_grace = stop_grace;
     StatusOr<CapSets> caps = GetCaps();
@@ -236,10 +236,12 @@ TEST_F(ListenerTest, StopTerminatesThenKillsLiveSessions) {
 }
 
 TEST_F(ListenerTest, StopShutsDownTheConnectionOfASessionItMayNotSignal) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the session switches to another uid";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: the session switches to another uid";
   UniqueFd c;
   pid_t pid = 0;
-  std::unique_ptr<Listener> l = StartWithoutKill(std::chrono::seconds(30), &c, &pid);
+  std::unique_ptr<Listener> l =
+      StartWithoutKill(std::chrono::seconds(30), &c, &pid);
   ASSERT_NE(l, nullptr);
 
   // SIGTERM fails with EPERM; the shut-down connection ends the session
@@ -253,11 +255,14 @@ TEST_F(ListenerTest, StopShutsDownTheConnectionOfASessionItMayNotSignal) {
   EXPECT_EQ(ReadLine(c.get()), "<eof>");
 }
 
-TEST_F(ListenerTest, StopReturnsEvenIfAnUnsignalledSessionIgnoresItsConnection) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the session switches to another uid";
+TEST_F(ListenerTest,
+       StopReturnsEvenIfAnUnsignalledSessionIgnoresItsConnection) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: the session switches to another uid";
   UniqueFd c;
   pid_t pid = 0;
-  std::unique_ptr<Listener> l = StartWithoutKill(std::chrono::milliseconds(200), &c, &pid);
+  std::unique_ptr<Listener> l =
+      StartWithoutKill(std::chrono::milliseconds(200), &c, &pid);
   ASSERT_NE(l, nullptr);
   Send(c.get(), "hang\n");
   ASSERT_EQ(ReadLine(c.get()), "ok");

@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
     }
     if (line.rfind("become ", 0) == 0) {
       const int id = std::atoi(line.c_str() + 7);
-      const bool ok = ::setresgid(id, id, id) == 0 && ::setresuid(id, id, id) == 0 &&
+      const bool ok = ::setresgid(id, id, id) == 0 &&
+                      ::setresuid(id, id, id) == 0 &&
                       ::prctl(PR_SET_PDEATHSIG, SIGTERM) == 0;
       Write(ok ? "ok\n" : "failed\n");
     }

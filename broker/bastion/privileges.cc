@@ -38,7 +38,8 @@ Status DropBoundingSet() {
   for (int cap = 0; cap < kMaxCaps; ++cap) {
     if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;  // past the last
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-      return Failed("cannot drop capability " + std::to_string(cap) + " from the bounding set");
+      return Failed("cannot drop capability " + std::to_string(cap) +
+                    " from the bounding set");
     }
   }
   return OkStatus();
@@ -65,8 +66,10 @@ Status CheckNoWayBack(std::initializer_list<uid_t> gone) {
     }
   }
   ASSIGN_OR_RETURN(CapSets left, GetCaps());
-  if (left.effective != 0 || left.permitted != 0 || left.inheritable != 0 || AnyAmbient()) {
-    return InternalError("bastion: capabilities are left after dropping privileges");
+  if (left.effective != 0 || left.permitted != 0 || left.inheritable != 0 ||
+      AnyAmbient()) {
+    return InternalError(
+        "bastion: capabilities are left after dropping privileges");
   }
   return OkStatus();
 }
@@ -99,17 +102,21 @@ Status SetCaps(const CapSets& c) {
 StatusOr<SessionIdentity> DropPrivileges(const std::string& run_as) {
   errno = 0;
   const passwd* pw = ::getpwnam(run_as.c_str());
-  if (pw == nullptr) return FailedPreconditionError("bastion.run_as: no user '" + run_as + "'");
+  if (pw == nullptr)
+    return FailedPreconditionError("bastion.run_as: no user '" + run_as + "'");
   const uid_t uid = pw->pw_uid;
   const gid_t gid = pw->pw_gid;
-  if (uid == 0) return FailedPreconditionError("bastion.run_as may not be root");
+  if (uid == 0)
+    return FailedPreconditionError("bastion.run_as may not be root");
 
   const uid_t old_ruid = ::getuid();
   const uid_t old_euid = ::geteuid();
   ASSIGN_OR_RETURN(CapSets caps, GetCaps());
-  const bool can_switch = old_euid == 0 || (caps.permitted & kSwitchCaps) == kSwitchCaps;
+  const bool can_switch =
+      old_euid == 0 || (caps.permitted & kSwitchCaps) == kSwitchCaps;
   if (can_switch) {
-    if ((caps.effective & CapBit(CAP_SETPCAP)) != 0) RETURN_IF_ERROR(DropBoundingSet());
+    if ((caps.effective & CapBit(CAP_SETPCAP)) != 0)
+      RETURN_IF_ERROR(DropBoundingSet());
     if (old_euid != 0) {
       caps.effective |= kSwitchCaps;  // lowered by LowerSwitchCapabilities
       RETURN_IF_ERROR(SetCaps(caps));
@@ -117,21 +124,25 @@ StatusOr<SessionIdentity> DropPrivileges(const std::string& run_as) {
     // Groups first: setgroups and setresgid need CAP_SETGID, which a non-root
     // process keeps across setresuid but root loses with its uid.
     if (::setgroups(0, nullptr) != 0) return Failed("setgroups");
-    if (::setresgid(gid, gid, gid) != 0) return Failed("setresgid to " + run_as);
-    if (::setresuid(uid, uid, uid) != 0) return Failed("setresuid to " + run_as);
+    if (::setresgid(gid, gid, gid) != 0)
+      return Failed("setresgid to " + run_as);
+    if (::setresuid(uid, uid, uid) != 0)
+      return Failed("setresuid to " + run_as);
     uid_t r, e, s;
     gid_t rg, eg, sg;
-    if (::getresuid(&r, &e, &s) != 0 || ::getresgid(&rg, &eg, &sg) != 0 || r != uid ||
-        e != uid || s != uid || rg != gid || eg != gid || sg != gid ||
-        ::getgroups(0, nullptr) != 0) {
-      return InternalError("bastion: ids are not " + run_as + "'s after the switch");
+    if (::getresuid(&r, &e, &s) != 0 || ::getresgid(&rg, &eg, &sg) != 0 ||
+        r != uid || e != uid || s != uid || rg != gid || eg != gid ||
+        sg != gid || ::getgroups(0, nullptr) != 0) {
+      return InternalError("bastion: ids are not " + run_as +
+                           "'s after the switch");
     }
   }
   // From root to another uid the kernel clears the permitted, effective and
   // ambient sets itself; from one non-root uid to another it keeps them all.
   // So clear them here in every case, the ambient set first (it must stay a
   // subset of the other two; EINVAL: a kernel without ambient sets).
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 &&
+      errno != EINVAL) {
     return Failed("cannot clear the ambient capabilities");
   }
   ASSIGN_OR_RETURN(CapSets left, GetCaps());
@@ -140,20 +151,24 @@ StatusOr<SessionIdentity> DropPrivileges(const std::string& run_as) {
     RETURN_IF_ERROR(SetCaps(CapSets{}));
   }
   // Unchanged, the process was never root and keeps its own uids.
-  RETURN_IF_ERROR(can_switch ? CheckNoWayBack({0, old_ruid, old_euid}) : CheckNoWayBack({0}));
+  RETURN_IF_ERROR(can_switch ? CheckNoWayBack({0, old_ruid, old_euid})
+                             : CheckNoWayBack({0}));
 
   // The listener asked for SIGTERM when jitgated dies; changing uid cleared
   // that, so ask again (and go now if jitgated is already gone). The kernel
   // sends it with the dying parent's permissions: after a switch away from a
   // non-root jitgated it does not arrive, and the session ends instead when
   // its connection is shut down or by the service manager.
-  if (::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) return Failed("PR_SET_PDEATHSIG");
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
+    return Failed("PR_SET_PDEATHSIG");
   if (::getppid() == 1) return UnavailableError("bastion: jitgated is gone");
   if (::chdir("/") != 0) return Failed("chdir /");
   // Nothing executed from here on gains privileges (setuid bits, file
   // capabilities), and no other process of this uid may ptrace or dump us.
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return Failed("PR_SET_NO_NEW_PRIVS");
-  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return Failed("PR_SET_DUMPABLE");
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    return Failed("PR_SET_NO_NEW_PRIVS");
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return Failed("PR_SET_DUMPABLE");
   return can_switch ? SessionIdentity::kSwitched : SessionIdentity::kUnchanged;
 }
 

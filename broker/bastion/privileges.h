@@ -41,7 +41,8 @@ enum class SessionIdentity {
 // parent is already gone.
 //
 // Capabilities are per thread: call it while the process has one thread.
-[[nodiscard]] StatusOr<SessionIdentity> DropPrivileges(const std::string& run_as);
+[[nodiscard]] StatusOr<SessionIdentity> DropPrivileges(
+    const std::string& run_as);
 
 // LowerSwitchCapabilities removes CAP_SETUID and CAP_SETGID from the calling
 // thread's effective set when its euid is not 0, and leaves them permitted,

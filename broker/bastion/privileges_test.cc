@@ -43,17 +43,20 @@ std::string InChild(const std::function<std::string()>& body) {
   std::string said;
   char buf[512];
   ssize_t n;
-  while ((n = ::read(in.get(), buf, sizeof(buf))) > 0) said.append(buf, static_cast<size_t>(n));
+  while ((n = ::read(in.get(), buf, sizeof(buf))) > 0)
+    said.append(buf, static_cast<size_t>(n));
   int status = 0;
-  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
     return "child died (wait status " + std::to_string(status) + "): " + said;
   }
   return said;
 }
 
 std::string Describe(const StatusOr<SessionIdentity>& who) {
-  if (!who.ok()) return "error " + std::to_string(static_cast<int>(who.status().code())) + ": " +
-                        who.status().message();
+  if (!who.ok())
+    return "error " + std::to_string(static_cast<int>(who.status().code())) +
+           ": " + who.status().message();
   return *who == SessionIdentity::kSwitched ? "switched" : "unchanged";
 }
 
@@ -68,8 +71,9 @@ std::string NothingLeft() {
   StatusOr<CapSets> caps = GetCaps();
   if (!caps.ok()) return caps.status().message();
   if (caps->effective != 0 || caps->permitted != 0 || caps->inheritable != 0) {
-    return "capabilities left: eff " + std::to_string(caps->effective) + " prm " +
-           std::to_string(caps->permitted) + " inh " + std::to_string(caps->inheritable);
+    return "capabilities left: eff " + std::to_string(caps->effective) +
+           " prm " + std::to_string(caps->permitted) + " inh " +
+           std::to_string(caps->inheritable);
   }
   for (int cap = 0; cap < 64; ++cap) {
     if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1) {
@@ -77,7 +81,8 @@ std::string NothingLeft() {
     }
   }
   if (::setuid(0) == 0) return "setuid(0) succeeded";
-  if (::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) return "no_new_privs not set";
+  if (::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+    return "no_new_privs not set";
   if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) return "still dumpable";
   return "ok";
 }
@@ -87,11 +92,15 @@ std::string NothingLeft() {
 std::string IsForGood(const passwd& pw) {
   uid_t r, e, s;
   gid_t rg, eg, sg;
-  if (::getresuid(&r, &e, &s) != 0 || r != pw.pw_uid || e != pw.pw_uid || s != pw.pw_uid) {
-    return "uids " + std::to_string(r) + "/" + std::to_string(e) + "/" + std::to_string(s);
+  if (::getresuid(&r, &e, &s) != 0 || r != pw.pw_uid || e != pw.pw_uid ||
+      s != pw.pw_uid) {
+    return "uids " + std::to_string(r) + "/" + std::to_string(e) + "/" +
+           std::to_string(s);
   }
-  if (::getresgid(&rg, &eg, &sg) != 0 || rg != pw.pw_gid || eg != pw.pw_gid || sg != pw.pw_gid) {
-    return "gids " + std::to_string(rg) + "/" + std::to_string(eg) + "/" + std::to_string(sg);
+  if (::getresgid(&rg, &eg, &sg) != 0 || rg != pw.pw_gid || eg != pw.pw_gid ||
+      sg != pw.pw_gid) {
+    return "gids " + std::to_string(rg) + "/" + std::to_string(eg) + "/" +
+           std::to_string(sg);
   }
   if (::getgroups(0, nullptr) != 0) return "supplementary groups left";
   return NothingLeft();
@@ -102,7 +111,8 @@ std::string IsForGood(const passwd& pw) {
 // packaged unit (AmbientCapabilities=) after LowerSwitchCapabilities.
 std::string BecomeBrokerUser(uint64_t caps) {
   const gid_t groups[] = {kBrokerGid, 0};  // a group to be cleared
-  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || ::setgroups(2, groups) != 0 ||
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 ||
+      ::setgroups(2, groups) != 0 ||
       ::setresgid(kBrokerGid, kBrokerGid, kBrokerGid) != 0 ||
       ::setresuid(kBrokerUid, kBrokerUid, kBrokerUid) != 0) {
     return "cannot become the broker's user";
@@ -118,8 +128,10 @@ std::string BecomeBrokerUser(uint64_t caps) {
   }
   if (Status s = LowerSwitchCapabilities(); !s.ok()) return s.message();
   StatusOr<CapSets> now = GetCaps();
-  if (!now.ok() || now->effective != (caps & ~kSwitchCaps) || now->permitted != caps) {
-    return "LowerSwitchCapabilities did not lower exactly CAP_SETUID and CAP_SETGID";
+  if (!now.ok() || now->effective != (caps & ~kSwitchCaps) ||
+      now->permitted != caps) {
+    return "LowerSwitchCapabilities did not lower exactly CAP_SETUID and "
+           "CAP_SETGID";
   }
   return "ok";
 }
@@ -134,20 +146,23 @@ TEST(DropPrivilegesTest, RootSwitchesToRunAsAndKeepsNothing) {
 }
 
 TEST(DropPrivilegesTest, NonRootWithSetuidAndSetgidSwitchesAndKeepsNothing) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sets up a non-root user with capabilities";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: sets up a non-root user with capabilities";
   EXPECT_EQ(InChild([] {
               std::string r = BecomeBrokerUser(kSwitchCaps);
               if (r != "ok") return r;
               r = Describe(DropPrivileges("nobody"));
               if (r != "switched") return r;
-              if (::setuid(kBrokerUid) == 0) return std::string("the broker's uid came back");
+              if (::setuid(kBrokerUid) == 0)
+                return std::string("the broker's uid came back");
               return IsForGood(Nobody());
             }),
             "ok");
 }
 
 TEST(DropPrivilegesTest, NonRootWithOnlyOneOfTheTwoStaysAndKeepsNothing) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sets up a non-root user with capabilities";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: sets up a non-root user with capabilities";
   EXPECT_EQ(InChild([] {
               std::string r = BecomeBrokerUser(CapBit(CAP_SETUID));
               if (r != "ok") return r;
@@ -161,24 +176,29 @@ TEST(DropPrivilegesTest, NonRootWithOnlyOneOfTheTwoStaysAndKeepsNothing) {
 
 TEST(DropPrivilegesTest, NonRootWithoutCapabilitiesStays) {
   EXPECT_EQ(InChild([] {
-              if (::geteuid() == 0 && (::setresgid(kBrokerGid, kBrokerGid, kBrokerGid) != 0 ||
-                                       ::setresuid(kBrokerUid, kBrokerUid, kBrokerUid) != 0)) {
+              if (::geteuid() == 0 &&
+                  (::setresgid(kBrokerGid, kBrokerGid, kBrokerGid) != 0 ||
+                   ::setresuid(kBrokerUid, kBrokerUid, kBrokerUid) != 0)) {
                 return std::string("cannot become the broker's user");
               }
               const uid_t before = ::geteuid();
               std::string r = Describe(DropPrivileges("nobody"));
               if (r != "unchanged") return r;
-              if (::geteuid() != before || ::getuid() != before) return std::string("uid changed");
+              if (::geteuid() != before || ::getuid() != before)
+                return std::string("uid changed");
               return NothingLeft();
             }),
             "ok");
 }
 
 TEST(DropPrivilegesTest, RootAndUnknownUsersAreRefusedBeforeAnyChange) {
-  const std::string code = std::to_string(static_cast<int>(StatusCode::kFailedPrecondition));
+  const std::string code =
+      std::to_string(static_cast<int>(StatusCode::kFailedPrecondition));
   for (const auto& [run_as, want] :
-       {std::pair<std::string, std::string>{"root", "bastion.run_as may not be root"},
-        {"no-such-user-jitgate", "bastion.run_as: no user 'no-such-user-jitgate'"}}) {
+       {std::pair<std::string, std::string>{"root",
+                                            "bastion.run_as may not be root"},
+        {"no-such-user-jitgate",
+         "bastion.run_as: no user 'no-such-user-jitgate'"}}) {
     EXPECT_EQ(InChild([run_as = run_as] {
                 const uid_t before = ::geteuid();
                 std::string r = Describe(DropPrivileges(run_as));
