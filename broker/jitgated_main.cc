@@ -25,6 +25,7 @@
 #include <string>
 
 #include "broker/bastion/listener.h"
+#include "broker/bastion/privileges.h"
 #include "broker/bastion/session.h"
 #include "broker/config.h"
 #include "broker/daemon_log.h"
@@ -214,6 +215,17 @@ int Serve(const jitgate::broker::LoadedConfig& loaded, const std::string& config
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under the packaged unit jitgated runs as `jitgate` with CAP_SETUID and
+  // CAP_SETGID as ambient capabilities, for one purpose only: its bastion
+  // session processes (the same binary, exec'd) inherit them and use them
+  // to switch to bastion.run_as (bastion/privileges.h). Lower them from the
+  // effective set before anything else runs, and before any thread exists
+  // (capabilities are per thread), so that neither the broker's own code nor
+  // a session process before its switch runs with them in effect. They stay
+  // permitted and ambient, so the next exec still gets them.
+  if (jitgate::Status s = jitgate::bastion::LowerSwitchCapabilities(); !s.ok()) {
+    return Fail(1, s.message());
+  }
   po::options_description desc("Usage: jitgated --config FILE [--foreground] [--check-config]");
   desc.add_options()("help,h", "show this help")("version", "print the version")(
       "config,c", po::value<std::string>()->default_value(jitgate::broker::kDefaultConfigPath),

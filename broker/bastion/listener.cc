@@ -261,10 +261,14 @@ void Listener::Loop() {
   for (;;) {
     if (stopping && children_.empty()) return;
     int timeout_ms = -1;
-    if (stopping && !killed) {
+    if (stopping) {
       const auto left =
           std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())
               .count();
+      if (left <= 0 && killed) {
+        Abandon();
+        return;
+      }
       if (left <= 0) {
         std::fprintf(stderr,
                      "jitgated: bastion: %zu session(s) still running after "
@@ -273,6 +277,9 @@ void Listener::Loop() {
                      static_cast<long long>(options_.stop_grace.count()));
         SignalAll(SIGKILL);
         killed = true;
+        // A SIGKILL is reaped at once; this second wait is for sessions
+        // that could only have their connection shut down.
+        deadline = Clock::now() + options_.stop_grace;
         continue;
       }
       timeout_ms = static_cast<int>(std::min<int64_t>(left, INT_MAX));
@@ -366,9 +373,9 @@ void Listener::Spawn(UniqueFd conn, const std::string& peer) {
     std::lock_guard<std::mutex> lock(mu_);
     live_.insert(pid);
   }
-  conn.reset();  // the session process has its copy
   Child child;
   child.pid = pid;
+  child.conn = std::move(conn);
   child.peer = peer;
   child.pidfd.reset(PidfdOpen(pid));
   epoll_event ev = {};
@@ -423,20 +430,55 @@ void Listener::Reap(int pidfd) {
   std::fprintf(stderr,
                "jitgated: bastion session pid %d from %s ended (status %s)\n",
                child.pid, child.peer.c_str(), status.c_str());
-  // Closing the pidfd also removes it from the epoll set.
+  // Closing the pidfd also removes it from the epoll set. Closing the last
+  // copy of the connection closes it for the client.
   child.pidfd.reset();
+  child.conn.reset();
   if (options_.on_session_end) options_.on_session_end(child.pid);
 }
 
 void Listener::SignalAll(int sig) {
   for (auto& [fd, child] : children_) {
     // A pidfd names exactly our child, even in a race with its exit.
-    if (PidfdSendSignal(fd, sig) != 0 && errno != ESRCH) {
+    if (PidfdSendSignal(fd, sig) == 0 || errno == ESRCH) continue;
+    if (errno != EPERM) {
       std::fprintf(stderr,
                    "jitgated: bastion: cannot signal session pid %d: %s\n",
                    child.pid, Errno(errno).c_str());
+      continue;
     }
+    // The session switched to bastion.run_as and jitgated is not root (the
+    // packaged unit grants CAP_SETUID and CAP_SETGID, not CAP_KILL). Cut its
+    // connection instead: libssh sees the end of the stream and the session
+    // ends by itself, and is reaped as usual (a parent may always wait for
+    // its child).
+    if (!child.unsignalled) {
+      std::fprintf(stderr,
+                   "jitgated: bastion: session pid %d runs as another user "
+                   "and may not be signalled; closing its connection\n",
+                   child.pid);
+      child.unsignalled = true;
+    }
+    (void)::shutdown(child.conn.get(), SHUT_RDWR);
   }
+}
+
+void Listener::Abandon() {
+  std::fprintf(stderr,
+               "jitgated: bastion: %zu session(s) still running %lld ms after "
+               "SIGKILL, leaving them\n",
+               children_.size(),
+               static_cast<long long>(options_.stop_grace.count()));
+  // Out of the live set: once the listener has stopped, no pid may be
+  // trusted as a session's (listener.h). A child left here runs on: its
+  // PR_SET_PDEATHSIG is sent with this thread's permissions, which it lacks
+  // too. Its connection is shut down and its broker is going away; under
+  // jitgated.service, KillMode=mixed ends what is left with SIGKILL.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [fd, child] : children_) live_.erase(child.pid);
+  }
+  children_.clear();
 }
 
 }  // namespace jitgate::bastion

@@ -75,7 +75,12 @@ class Listener {
 
   // Closes the listening socket, sends SIGTERM to every live session process,
   // waits up to options.stop_grace for them to exit, sends SIGKILL to the
-  // rest, reaps them all and joins the thread. Idempotent and thread-safe.
+  // rest, reaps them all and joins the thread. A session that switched to
+  // another uid cannot be signalled by a non-root jitgated without CAP_KILL
+  // (EPERM): its connection is shut down instead, which ends it. Sessions
+  // still alive options.stop_grace after the SIGKILL are left running and
+  // unreaped (and leave the live set), so that Stop() always returns.
+  // Idempotent and thread-safe.
   void Stop();
 
   // True while pid is a session process started by this listener that has
@@ -96,7 +101,13 @@ class Listener {
   struct Child {
     pid_t pid = 0;
     UniqueFd pidfd;
-    std::string peer;  // "addr:port" of the client, for the log
+    // The listener's copy of the connection: shutting it down ends a session
+    // that may not be signalled (it is never read or written here). The
+    // client sees the connection close once the session has exited and this
+    // copy is closed too.
+    UniqueFd conn;
+    std::string peer;          // "addr:port" of the client, for the log
+    bool unsignalled = false;  // a signal failed with EPERM
   };
 
   Listener(size_t max_sessions, ListenerOptions options);
@@ -106,6 +117,7 @@ class Listener {
   void Spawn(UniqueFd conn, const std::string& peer);
   void Reap(int pidfd);
   void SignalAll(int sig);
+  void Abandon();
 
   std::atomic<size_t> max_sessions_;
   const ListenerOptions options_;

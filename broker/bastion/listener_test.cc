@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <set>
 #include <string>
 
+#include "broker/bastion/privileges_internal.h"
 #include "tests/testing/status_matchers.h"
 
 namespace jitgate::bastion {
@@ -77,6 +80,29 @@ class ListenerTest : public ::testing::Test {
         Listener::Start(settings_, std::move(o));
     EXPECT_OK(l.status());
     return l.ok() ? std::move(*l) : nullptr;
+  }
+
+  // A listener with one session that switched to uid 65534 (nobody), like
+  // a session process after DropPrivileges: *conn is the client's end and
+  // *pid the session's. The listener thread inherits the capabilities of the
+  // thread that starts it: started without CAP_KILL in effect, it is like a
+  // non-root jitgated and may not signal that session (EPERM). Needs root.
+  std::unique_ptr<Listener> StartWithoutKill(
+      std::chrono::milliseconds stop_grace, UniqueFd* conn, pid_t* pid) {
+    ListenerOptions o = Options();
+    o.stop_grace = stop_grace;
+    StatusOr<CapSets> caps = GetCaps();
+    if (!caps.ok()) return nullptr;
+    CapSets without = *caps;
+    without.effective &= ~CapBit(CAP_KILL);
+    if (!SetCaps(without).ok()) return nullptr;
+    std::unique_ptr<Listener> l = StartListener(std::move(o));
+    if (!SetCaps(*caps).ok() || l == nullptr) return nullptr;
+    *conn = Connect(l->port());
+    *pid = PidOf(ReadLine(conn->get()));
+    Send(conn->get(), "become 65534\n");
+    if (*pid <= 0 || ReadLine(conn->get()) != "ok") return nullptr;
+    return l;
   }
 
   static UniqueFd Connect(uint16_t port) {
@@ -207,6 +233,53 @@ TEST_F(ListenerTest, StopTerminatesThenKillsLiveSessions) {
   EXPECT_EQ(ReadLine(stubborn.get()), "<eof>");
   EXPECT_FALSE(Connect(port).valid());  // no longer listening
   l->Stop();                            // idempotent
+}
+
+TEST_F(ListenerTest, StopShutsDownTheConnectionOfASessionItMayNotSignal) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: the session switches to another uid";
+  UniqueFd c;
+  pid_t pid = 0;
+  std::unique_ptr<Listener> l =
+      StartWithoutKill(std::chrono::seconds(30), &c, &pid);
+  ASSERT_NE(l, nullptr);
+
+  // SIGTERM fails with EPERM; the shut-down connection ends the session
+  // (the helper exits at EOF) long before the grace period.
+  const auto start = std::chrono::steady_clock::now();
+  l->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(ended_.WaitFor(pid));
+  EXPECT_EQ(l->live_sessions(), 0u);
+  EXPECT_FALSE(l->IsSessionProcess(pid));
+  EXPECT_EQ(ReadLine(c.get()), "<eof>");
+}
+
+TEST_F(ListenerTest,
+       StopReturnsEvenIfAnUnsignalledSessionIgnoresItsConnection) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root: the session switches to another uid";
+  UniqueFd c;
+  pid_t pid = 0;
+  std::unique_ptr<Listener> l =
+      StartWithoutKill(std::chrono::milliseconds(200), &c, &pid);
+  ASSERT_NE(l, nullptr);
+  Send(c.get(), "hang\n");
+  ASSERT_EQ(ReadLine(c.get()), "ok");
+
+  // SIGTERM and SIGKILL both fail; after the second grace period the
+  // listener leaves the session, which no longer counts as one.
+  l->Stop();
+  EXPECT_EQ(l->live_sessions(), 0u);
+  EXPECT_FALSE(l->IsSessionProcess(pid));
+  // Left running: its PR_SET_PDEATHSIG did not reach it either, since the
+  // kernel sends that signal with the dying thread's permissions. It is
+  // this process's child now; this thread has CAP_KILL.
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, WNOHANG), 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
 }
 
 TEST_F(ListenerTest, FailedExecEndsTheSession) {

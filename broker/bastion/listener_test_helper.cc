@@ -6,11 +6,15 @@
 //         sigpipe_default=0|1 nodelay=0|1
 //
 // then reads commands, one per line, from fd 3: "exit N" exits with status N,
-// "ignore-term" ignores SIGTERM (answers "ok"), and EOF exits 0.
+// "ignore-term" ignores SIGTERM (answers "ok"), "become N" switches to uid
+// and gid N and asks again for SIGTERM when its parent dies, as a session
+// process does (answers "ok" or "failed"), "hang" answers "ok" and then waits
+// for a signal, whatever happens to the connection, and EOF exits 0.
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,6 +108,17 @@ int main(int argc, char** argv) {
     if (line == "ignore-term") {
       ::signal(SIGTERM, SIG_IGN);
       Write("ok\n");
+    }
+    if (line.rfind("become ", 0) == 0) {
+      const int id = std::atoi(line.c_str() + 7);
+      const bool ok = ::setresgid(id, id, id) == 0 &&
+                      ::setresuid(id, id, id) == 0 &&
+                      ::prctl(PR_SET_PDEATHSIG, SIGTERM) == 0;
+      Write(ok ? "ok\n" : "failed\n");
+    }
+    if (line == "hang") {
+      Write("ok\n");
+      for (;;) ::pause();
     }
   }
   return 0;

@@ -10,10 +10,8 @@
 
 #include <arpa/inet.h>
 #include <fnmatch.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -36,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/bastion/privileges.h"
 #include "ca/cert.h"
 #include "ca/sshkey.h"
 #include "core/base/clock.h"
@@ -105,31 +104,6 @@ extern "C" void OnGraceAlarm(int) {
   ssize_t ignored = write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
   (void)ignored;
   _exit(1);
-}
-
-Status DropPrivileges(const std::string& user) {
-  if (geteuid() == 0) {
-    errno = 0;
-    const passwd* pw = getpwnam(user.c_str());
-    if (pw == nullptr) return FailedPreconditionError("bastion.run_as: no user '" + user + "'");
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
-    if (uid == 0) return FailedPreconditionError("bastion.run_as may not be root");
-    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
-        setresuid(uid, uid, uid) != 0) {
-      return InternalError(std::string("cannot drop privileges to ") + user + ": " +
-                           std::strerror(errno));
-    }
-    if (setuid(0) == 0) return InternalError("privileges could be regained after dropping them");
-  }
-  // The listener asked for SIGTERM when jitgated dies; changing uid cleared
-  // that, so ask again (and go now if jitgated is already gone).
-  prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-  if (getppid() == 1) return UnavailableError("jitgated is gone");
-  if (chdir("/") != 0) return InternalError("chdir /");
-  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  return OkStatus();
 }
 
 // Approval runs wire::RunRequest (connect, submit, reason, wait, resume) on a
@@ -1548,9 +1522,15 @@ int Session::Run() {
     return 1;
   }
   if (options_.drop_privileges) {
-    if (Status s = DropPrivileges(settings_.run_as); !s.ok()) {
-      Log(s.message());
+    StatusOr<SessionIdentity> who = DropPrivileges(settings_.run_as);
+    if (!who.ok()) {
+      Log(who.status().message());
       return 1;
+    }
+    if (*who == SessionIdentity::kUnchanged) {
+      Log("runs as the broker's own user (uid " + std::to_string(geteuid()) +
+          "), not bastion.run_as " + settings_.run_as +
+          ": no privilege to switch (neither root nor CAP_SETUID and CAP_SETGID)");
     }
   }
   signal(SIGPIPE, SIG_IGN);

@@ -24,7 +24,7 @@
 namespace jitgate::bastion {
 
 struct SessionOptions {
-  // Switch to bastion.run_as (when root) before the handshake. Off only in
+  // Switch to bastion.run_as (bastion/privileges.h) before the handshake. Off only in
   // the fuzz target, which runs the session in its own process.
   bool drop_privileges = true;
   // Arm SIGALRM for bastion.login_grace (sshd's LoginGraceTime).

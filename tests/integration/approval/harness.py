@@ -255,12 +255,14 @@ class Broker:
     def check_config(self):
         return run([BIN["jitgated"], "--config", self.config, "--check-config"], check=False)
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, prefix=()):
+        """prefix: argv that executes jitgated (e.g. setpriv as another user)."""
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         logf = open(self.log_path, "a")
         logf.write("=== start %d at %s\n" % (self.starts, time.strftime("%T")))
         logf.flush()
-        self.proc = subprocess.Popen([BIN["jitgated"], "--config", self.config, "--foreground"],
+        self.proc = subprocess.Popen(list(prefix) +
+                                     [BIN["jitgated"], "--config", self.config, "--foreground"],
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
         self.starts += 1

@@ -15,6 +15,8 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +51,12 @@ POLICIES = [
      "approvers": ["oncall"], "quorum": 1, "reason": "optional", "timeout": "60s", "ttl": "10m"},
 ]
 LOGINS = ("deploy", "brief", "ops", "audited", "fwd")
+# A broker run as a system user of its own, as the packaged unit runs it, and
+# the account its bastion sessions switch to.
+BROKER_USER = "jgbroker"
+RUN_AS = "jgbastion"
+NO_CAPS = "0000000000000000"
+SWITCH_CAPS = "00000000000000c0"  # CAP_SETGID (6) and CAP_SETUID (7)
 
 
 class BastionTest(harness.IntegrationTest):
@@ -57,7 +65,7 @@ class BastionTest(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        harness.add_users("alice", "bob", "mallory", *LOGINS)
+        harness.add_users("alice", "bob", "mallory", BROKER_USER, RUN_AS, *LOGINS)
         cls.cdir = tempfile.mkdtemp(prefix="bastion.", dir=harness.ROOT)
         os.chmod(cls.cdir, 0o755)
         cls.socket = os.path.join(cls.cdir, "jitgated.sock")
@@ -93,13 +101,24 @@ class BastionTest(harness.IntegrationTest):
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", cls.bastion_key])
         other = os.path.join(cls.cdir, "other_host")
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
+        cls.other_host = other
         cls.bastion_port = harness.free_port()
+        cls.broker = Broker(os.path.join(cls.cdir, "broker"), APPROVERS, POLICIES,
+                            socket_path=cls.socket,
+                            ca={"key": cls.ca_key, "max_ttl": "1h", "clock_skew": "0s"},
+                            extra=cls.bastion_section(cls.bastion_port, cls.bastion_key,
+                                                      "nobody"))
+        cls.broker.start()
+
+    @classmethod
+    def bastion_section(cls, port, host_key, run_as):
         target_key = read(cls.sshd.host_key + ".pub").split()
-        extra = "\n".join([
+        other = cls.other_host
+        return "\n".join([
             "bastion:",
-            "  listen: 127.0.0.1:%d" % cls.bastion_port,
-            "  host_key: %s" % cls.bastion_key,
-            "  run_as: nobody",
+            "  listen: 127.0.0.1:%d" % port,
+            "  host_key: %s" % host_key,
+            "  run_as: %s" % run_as,
             "  users:",
             "    alice: [%s]" % json.dumps(read(cls.keys["alice"] + ".pub").strip()),
             "  user_ca_keys: [%s]" % json.dumps(read(cls.people_ca + ".pub").strip()),
@@ -110,11 +129,6 @@ class BastionTest(harness.IntegrationTest):
             "    impostor: {address: 127.0.0.1, port: %d, host_key: %s}"
             % (cls.sshd.port, json.dumps(" ".join(read(other + ".pub").split()[:2]))),
         ])
-        cls.broker = Broker(os.path.join(cls.cdir, "broker"), APPROVERS, POLICIES,
-                            socket_path=cls.socket,
-                            ca={"key": cls.ca_key, "max_ttl": "1h", "clock_skew": "0s"},
-                            extra=extra)
-        cls.broker.start()
 
     @classmethod
     def tearDownClass(cls):
@@ -138,8 +152,8 @@ class BastionTest(harness.IntegrationTest):
     # ---- helpers ----
 
     def ssh_argv(self, login, target="db1", command=None, user="alice", batch=True,
-                 extra=()):
-        argv = [SSH, "-p", str(self.bastion_port), "-i", self.keys[user],
+                 extra=(), port=None):
+        argv = [SSH, "-p", str(port or self.bastion_port), "-i", self.keys[user],
                 "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
                 "-o", "ConnectTimeout=10", "-F", "/dev/null"]
@@ -208,6 +222,41 @@ class BastionTest(harness.IntegrationTest):
             except OSError:
                 time.sleep(0.1)
         raise AssertionError("nothing listens on 127.0.0.1:%d after %d s" % (port, timeout))
+
+    def unprivileged_broker(self):
+        """A second jitgated started the way the packaged unit starts it: as a
+        system user of its own (BROKER_USER) holding only CAP_SETUID and
+        CAP_SETGID, ambient and bounding, with no_new_privs; its bastion's
+        run_as is another user (RUN_AS). Its files belong to its user, the CA
+        key is a copy of the one the target trusts. Returns (broker, port)."""
+        d = os.path.join(self.dir, "unprivileged")
+        port = harness.free_port()
+        os.makedirs(d)
+        ca_key = os.path.join(d, "ca")
+        host_key = os.path.join(d, "bastion_host_ed25519")
+        for src, dst in ((self.ca_key, ca_key), (self.bastion_key, host_key)):
+            shutil.copy(src, dst)
+            shutil.copy(src + ".pub", dst + ".pub")
+        b = Broker(d, APPROVERS, POLICIES,
+                   ca={"key": ca_key, "max_ttl": "1h", "clock_skew": "0s"},
+                   extra=self.bastion_section(port, host_key, RUN_AS))
+        run(["chown", "-R", "%s:%s" % (BROKER_USER, BROKER_USER), d])
+        self.add_diag("unprivileged jitgated log", lambda: read(b.log_path)[-6000:])
+        self.addCleanup(b.stop)
+        b.start(prefix=["setpriv", "--reuid=" + BROKER_USER, "--regid=" + BROKER_USER,
+                        "--init-groups", "--inh-caps=+setuid,+setgid",
+                        "--ambient-caps=+setuid,+setgid", "--bounding-set=-all,+setuid,+setgid",
+                        "--no-new-privs", "--"])
+        self.wait_listening(port).close()
+        return b, port
+
+    def session_pid(self, broker):
+        """The pid of the one bastion session process of broker."""
+        def find():
+            found = [int(p) for p in os.listdir("/proc") if p.isdigit() and
+                     proc_status(p).get("PPid") == str(broker.proc.pid)]
+            return found[0] if len(found) == 1 else None
+        return harness.wait_for(find, 15, "the bastion session process")
 
     # ---- tests ----
 
@@ -581,6 +630,52 @@ class BastionTest(harness.IntegrationTest):
         self.assertIn(fp, stranger["comment"])
         self.assertIn("not a bastion user's key", stranger["comment"])
 
+    def test_a_broker_without_root_runs_sessions_as_run_as_with_no_capability(self):
+        """The packaged unit's case: jitgated as its own user with ambient
+        CAP_SETUID and CAP_SETGID. The broker lowers them from its effective
+        set; the session process switches to run_as and keeps nothing."""
+        b, port = self.unprivileged_broker()
+        cmd = "echo started; sleep 60"
+        c = Background(self.ssh_argv("deploy", command=cmd, port=port), self.dir, "ssh-caps")
+        self.bg.append(c)
+        harness.wait_for(lambda: "started" in c.stdout, 30, "the session to start")
+        st = proc_status(self.session_pid(b))
+        run_as = pwd.getpwnam(RUN_AS)
+        self.assertEqual(st["Uid"].split(), [str(run_as.pw_uid)] * 4, st)
+        self.assertEqual(st["Gid"].split(), [str(run_as.pw_gid)] * 4, st)
+        self.assertEqual(st["Groups"].strip(), "", st)
+        for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+            self.assertEqual(st[field], NO_CAPS, (field, st))
+        self.assertEqual(st["NoNewPrivs"], "1", st)
+        broker = proc_status(b.proc.pid)
+        self.assertEqual(broker["Uid"].split(), [str(pwd.getpwnam(BROKER_USER).pw_uid)] * 4)
+        self.assertEqual(broker["CapEff"], NO_CAPS, broker)  # lowered at start
+        self.assertEqual(broker["CapPrm"], SWITCH_CAPS, broker)
+        self.assertEqual(broker["CapAmb"], SWITCH_CAPS, broker)
+        self.assertNotIn("runs as the broker's own user", read(b.log_path))
+        c.kill()
+
+    def test_stopping_a_broker_without_root_ends_its_sessions_it_may_not_signal(self):
+        """A non-root broker may not signal a session of another uid (EPERM):
+        it shuts the session's connection down instead, and stops promptly."""
+        b, port = self.unprivileged_broker()
+        cmd = "echo started; sleep 60"
+        c = Background(self.ssh_argv("deploy", command=cmd, port=port), self.dir, "ssh-stop")
+        self.bg.append(c)
+        harness.wait_for(lambda: "started" in c.stdout, 30, "the session to start")
+        pid = self.session_pid(b)
+        start = time.monotonic()
+        self.assertEqual(b.stop(), 0, read(b.log_path))
+        # Well inside the 5 s grace: the session ended by itself, not by
+        # a SIGKILL (which would fail too).
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual(proc_status(pid), {})
+        log = read(b.log_path)
+        self.assertIn("session pid %d runs as another user and may not be signalled" % pid, log)
+        self.assertIn("bastion session pid %d from" % pid, log)
+        self.assertNotIn("killing", log)
+        self.assertNotEqual(c.wait(30), 0)
+
     def test_fifty_concurrent_sessions_complete_and_the_store_verifies(self):
         def one(i):
             cmd = "echo concurrent-%d; head -c %d /dev/zero | wc -c" % (i, 100000 + i)
@@ -598,6 +693,15 @@ class BastionTest(harness.IntegrationTest):
         v = run([harness.BIN["jitgate"], "verify", "--store", self.broker.store_dir,
                  "--key", self.broker.pub], check=False)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of its fields ({} once the process is gone)."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    except OSError:
+        return {}
 
 
 def read_bytes(path):
