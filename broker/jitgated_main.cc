@@ -99,9 +99,9 @@ int Serve(const jitgate::broker::LoadedConfig& loaded, const std::string& config
   // (or that is missing) stops the broker here, with the reason.
   std::unique_ptr<broker::CertAuthority> ca;
   if (config.ca.has_value()) {
-    StatusOr<std::unique_ptr<broker::CertAuthority>> loaded = broker::CertAuthority::Load(*config.ca);
-    if (!loaded.ok()) return Fail(1, loaded.status().message());
-    ca = std::move(*loaded);
+    StatusOr<std::unique_ptr<broker::CertAuthority>> ca_or = broker::CertAuthority::Load(*config.ca);
+    if (!ca_or.ok()) return Fail(1, ca_or.status().message());
+    ca = std::move(*ca_or);
     std::fprintf(stderr, "jitgated: certificate authority %s %s, KRL %s\n",
                  std::string(ca->public_key().type_name()).c_str(),
                  ca->public_key().Fingerprint().c_str(), config.ca->krl.c_str());
