@@ -230,6 +230,8 @@ OPERATOR_CONFIG = """\
 # The operator's edit of the shipped file: who approves, and what needs it.
 broker:
   submitters: [root]
+store:
+  group: jitgate-audit
 ca:
   key: /etc/jitgate/ca
 approvers:
@@ -238,7 +240,6 @@ policies:
   - name: prod
     match: {service: [sshd, sudo]}
     approvers: [oncall]
-    reason: none
     timeout: 2m
     ttl: 5m
 """
@@ -255,7 +256,8 @@ class InstalledPackagesTest(harness.IntegrationTest):
         super().setUpClass()
         cls.cdir = os.path.join(harness.ROOT, "pkg")
         os.makedirs(cls.cdir, 0o755, exist_ok=True)
-        harness.add_users("alice", "bob")
+        harness.add_users("alice", "bob", "audrey")
+        run(["adduser", "--quiet", "audrey", "jitgate-audit"])
         harness.write("/etc/sudoers.d/jitgate-pkg-test", SUDOERS, 0o440)
         run(["visudo", "-c"])
         harness.write(CONFIG, OPERATOR_CONFIG, 0o644)
@@ -396,6 +398,19 @@ class InstalledPackagesTest(harness.IntegrationTest):
         v = self.jitgate("root", "verify", "--store", STORE, "--key", "/etc/jitgate/log.pub",
                          check=False)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        # An auditor (adduser audrey jitgate-audit) reads and verifies the
+        # store as herself; alice, not in the group, cannot.
+        v = self.jitgate("audrey", "verify", "--store", STORE, "--key", "/etc/jitgate/log.pub",
+                         check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        raw = self.jitgate("audrey", "replay", self.sudo_session, "--store", STORE, "--raw",
+                           "--no-safe", check=False)
+        self.assertEqual(raw.returncode, 0, raw.stdout + raw.stderr)
+        self.assertIn("root", raw.stdout)
+        v = self.jitgate("alice", "verify", "--store", STORE, "--key", "/etc/jitgate/log.pub",
+                         check=False)
+        self.assertNotEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertIn("Permission denied", v.stdout + v.stderr)
 
     def test_6_a_recording_made_while_the_broker_is_down_is_spooled(self):
         self.assertIsNone(self.unit.stop())  # stopped by the previous step
@@ -451,6 +466,13 @@ def outer(opts, rest):
             fail("systemd-analyze security: %s (target <= %.1f)\n%s" %
                  (m.group(1) if m else "no score", EXPOSURE_TARGET, p.stdout[-3000:] + p.stderr))
         print("systemd-analyze security: exposure %s" % m.group(1))
+        units = [installed_file(pkg, r"/systemd/system/%s$" % re.escape(u))
+                 for pkg, u in (("jitgate", "jitgated.service"),
+                                ("jitgate-rec", "jitgate-spool-forward.service"),
+                                ("jitgate-rec", "jitgate-spool-forward.timer"))]
+        p = run(["systemd-analyze", "verify"] + units, check=False)
+        if p.returncode != 0 or (p.stdout + p.stderr).strip():
+            fail("systemd-analyze verify: rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr))
         # Reinstalling never replaces a key.
         p = run(["apt-get", "install", "-y", "--reinstall"] + [os.path.abspath(d) for d in debs],
                 check=False, timeout=600, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
