@@ -153,9 +153,24 @@ class Unit:
                 os.chmod(d, int(self.get(key + "Mode", "0755"), 8))
         return user.pw_uid, gid
 
+    def _caps(self, key):
+        """A capability list setting as setpriv's list: "setuid,setgid"."""
+        names = " ".join(self.settings.get(key, [])).split()
+        return ",".join(n.lower().replace("cap_", "", 1) for n in names)
+
     def _as_unit_user(self, argv):
-        return ["setpriv", "--reuid", self.get("User"), "--regid",
-                self.get("Group", self.get("User")), "--init-groups", "--"] + argv
+        """argv with the unit's user, group, capabilities (bounding and
+        ambient: what the ExecStart process holds) and NoNewPrivileges."""
+        out = ["setpriv", "--reuid", self.get("User"), "--regid",
+               self.get("Group", self.get("User")), "--init-groups"]
+        bounding, ambient = self._caps("CapabilityBoundingSet"), self._caps("AmbientCapabilities")
+        out.append("--bounding-set=-all" + "".join(",+" + c for c in bounding.split(",") if c))
+        if ambient:
+            plus = ",".join("+" + c for c in ambient.split(","))
+            out += ["--inh-caps=" + plus, "--ambient-caps=" + plus]
+        if self.get("NoNewPrivileges") == "yes":
+            out.append("--no-new-privs")
+        return out + ["--"] + argv
 
     def start(self, timeout=30):
         assert self.get("Type") == "notify", "the unit is Type=%s" % self.get("Type")
@@ -221,6 +236,11 @@ class Unit:
         status = read("/proc/%d/status" % self.proc.pid)
         uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
         return pwd.getpwuid(uid).pw_name
+
+    def capabilities_of_process(self):
+        """{CapEff: int, CapPrm: ..., CapAmb: ..., CapBnd: ...} of the main process."""
+        status = read("/proc/%d/status" % self.proc.pid)
+        return {k: int(v, 16) for k, v in re.findall(r"^(Cap\w+):\s+([0-9a-f]+)", status, re.M)}
 
 
 # --------------------------------------------------------------------------
@@ -313,6 +333,15 @@ class InstalledPackagesTest(harness.IntegrationTest):
         self.assertEqual(self.unit.get("User"), "jitgate")
         self.unit.start()
         self.assertEqual(self.unit.user_of_process(), "jitgate")
+        # The unit grants CAP_SETUID and CAP_SETGID (for the bastion's
+        # session processes, which switch to bastion.run_as); the broker
+        # lowers them from its own effective set at once.
+        switch = (1 << 6) | (1 << 7)  # CAP_SETGID, CAP_SETUID
+        caps = self.unit.capabilities_of_process()
+        self.assertEqual(caps["CapEff"], 0, caps)
+        self.assertEqual(caps["CapPrm"], switch, caps)
+        self.assertEqual(caps["CapAmb"], switch, caps)
+        self.assertEqual(caps["CapBnd"], switch, caps)
         self.assertEqual(os.stat(SOCKET).st_mode & 0o777, 0o666)
         self.assertIn("serving", "".join(self.unit.messages))
 
