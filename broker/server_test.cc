@@ -265,11 +265,13 @@ std::vector<nlohmann::json> ConfigEvents(const std::string& store_dir) {
   auto reader = store::StoreReader::Open(store_dir);
   if (!reader.ok()) return out;
   for (uint64_t i = 0; i < (*reader)->size(); ++i) {
-    auto e = (*reader)->ReadEntry(i);
+    auto raw = (*reader)->ReadEntry(i);
+    if (!raw.ok()) continue;
+    // The entry's header is binary (its timestamp may hold a '{' byte): parse
+    // it, then the JSON body.
+    auto e = store::ParseEntry(*raw);
     if (!e.ok()) continue;
-    std::string_view body = AsChars(*e);  // the entry: a header, then the JSON
-    body.remove_prefix(std::min(body.size(), body.find('{')));
-    nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j = nlohmann::json::parse(AsChars(e->body), nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j.value("type", "") == "config") out.push_back(j);
   }
   return out;
