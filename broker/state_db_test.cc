@@ -243,9 +243,9 @@ TEST(StateDbTest, CertificatesSerialsAndRevocationsPersist) {
 TEST(StateDbTest, FindsSessionsByIdPrefix) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir.Join("jitgated.db")));
-  ASSERT_OK(db->SaveSession("k3n8v2x9q4m1", "{\"a\":1}", 3, false));
-  ASSERT_OK(db->SaveSession("k3n8zzzzzzzz", "{\"b\":2}", 5, true));
-  ASSERT_OK(db->SaveSession("k3n9aaaaaaaa", "{}", 0, true));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 3, false, true}));
+  ASSERT_OK(db->SaveSession({"k3n8zzzzzzzz", "{\"b\":2}", 5, true, false}));
+  ASSERT_OK(db->SaveSession({"k3n9aaaaaaaa", "{}", 0, true, false}));
   ASSERT_OK(db->Commit());
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> both, db->FindSessions("k3n8", 10));
   ASSERT_EQ(both.size(), 2u);
@@ -253,6 +253,7 @@ TEST(StateDbTest, FindsSessionsByIdPrefix) {
   EXPECT_FALSE(both[0].ended);
   EXPECT_EQ(both[0].next_index, 3u);
   EXPECT_EQ(both[0].start_json, "{\"a\":1}");
+  EXPECT_TRUE(both[0].broker_named);
   EXPECT_EQ(both[1].id, "k3n8zzzzzzzz");  // 'z' is the last id character
   EXPECT_TRUE(both[1].ended);
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> one, db->FindSessions("k3n8", 1));
