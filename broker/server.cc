@@ -1635,8 +1635,12 @@ Status Server::RestoreSessions() {
     live.start_json = std::move(s.start_json);
     live.next_index = s.next_index;
     live.broker_named = s.broker_named;
-    if (live.broker_named) {
-      // Nothing is connected yet: its recorder has the grace from now.
+    // Nothing is connected yet: its recorder has the grace from now. Not a
+    // sudo session: the sudo plugin reconnects only at its session's next
+    // I/O, which for an idle `sudo -i` may be hours away; it waits for that,
+    // as before (a sudo plugin that dies while the broker runs is still
+    // ended after the grace).
+    if (live.broker_named && live.info.recorder != "sudo") {
       live.lost_unix_nanos = Now();
       unresumed_sessions_[s.id] = live.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
     }

@@ -919,9 +919,11 @@ class BrokerRecordingTest : public BrokerServerTest {
 
   // Opens a session (named by the broker if session is empty) and streams
   // its first n chunks.
-  std::string OpenAndStream(wire::Client& c, const std::string& session, size_t n) {
+  std::string OpenAndStream(wire::Client& c, const std::string& session, size_t n,
+                            const std::string& recorder = "jitgate-rec") {
     wire::OpenSession o = Open();
     o.session = session;
+    o.recorder = recorder;
     StatusOr<wire::Message> m = c.Call(o, Soon());
     EXPECT_OK(m.status());
     if (!m.ok() || !std::holds_alternative<wire::SessionOpened>(*m)) return "";
@@ -1050,11 +1052,22 @@ TEST_F(BrokerRecordingTest, ARestoredSessionWithoutASpoolHasTheGraceFromTheStart
   ASSERT_OK_AND_ASSIGN(std::string spooled_id, recorder::MintSessionId());
   wire::Client spooled = Connect();
   ASSERT_EQ(OpenAndStream(spooled, spooled_id, 1), spooled_id);
-  StopServer();  // both connections break with their sessions open
+  // The sudo plugin resumes only at its session's next I/O (an idle
+  // `sudo -i` may take hours): a restored sudo session waits for it.
+  wire::Client sudo = Connect();
+  const std::string sudo_id = OpenAndStream(sudo, "", 1, "sudo");
+  ASSERT_FALSE(sudo_id.empty());
+  StopServer();  // the connections break with their sessions open
   Start("policies: []\n");
   ASSERT_TRUE(WaitEnded(plain_id));
   ASSERT_TRUE(Stored(spooled_id).has_value());
   EXPECT_FALSE(Stored(spooled_id)->ended);
+  ASSERT_TRUE(Stored(sudo_id).has_value());
+  EXPECT_FALSE(Stored(sudo_id)->ended);
+  wire::Client sudo_again = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message resumed, Resume(sudo_again, sudo_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(resumed))
+      << wire::MessageTypeName(wire::TypeOf(resumed));
   wire::Client forwarder = Connect();
   ASSERT_OK_AND_ASSIGN(wire::Message forwarded, Resume(forwarder, spooled_id));
   ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(forwarded));
