@@ -148,7 +148,8 @@ StatusOr<BrokerSettings> ParseBroker(const Node* node) {
   BrokerSettings b;
   if (node == nullptr) return b;
   RETURN_IF_ERROR(
-      config::CheckKeys(*node, {"socket", "state_dir", "submitters", "recorder_group"}));
+      config::CheckKeys(*node, {"socket", "state_dir", "submitters", "recorder_group",
+                                "recorder_resume_grace"}));
   ASSIGN_OR_RETURN(b.socket, OptionalPath(*node, "socket", b.socket));
   if (b.socket.size() > kMaxSocketPath) {
     return Error(*Find(*node, "socket"), "socket path is longer than " +
@@ -163,6 +164,10 @@ StatusOr<BrokerSettings> ParseBroker(const Node* node) {
   if (const Node* g = Find(*node, "recorder_group"); g != nullptr && !IsIdentifier(b.recorder_group)) {
     return Error(*g, "bad group name " + Quote(b.recorder_group) + " (" + kIdentifierRule + ")");
   }
+  ASSIGN_OR_RETURN(b.recorder_resume_grace,
+                   BoundedDuration(*node, "recorder_resume_grace", kDefaultRecorderResumeGrace,
+                                   std::chrono::milliseconds(100), kMaxRecorderResumeGrace,
+                                   "100ms to 1d"));
   return b;
 }
 

@@ -87,6 +87,12 @@ inline constexpr std::chrono::nanoseconds kMinDuration =
 inline constexpr std::chrono::nanoseconds kMaxTimeout = std::chrono::hours(24);
 inline constexpr std::chrono::nanoseconds kMaxTtl = std::chrono::hours(24 * 30);
 
+// A no-spool recorder whose connection breaks reconnects and resumes at once
+// (RecordingClient::Reconnect, bounded by its ack timeout, 30 s by default),
+// so a minute never cuts a recorder that is still alive.
+inline constexpr std::chrono::nanoseconds kDefaultRecorderResumeGrace = std::chrono::seconds(60);
+inline constexpr std::chrono::nanoseconds kMaxRecorderResumeGrace = std::chrono::hours(24);
+
 struct BrokerSettings {
   std::string socket = kDefaultSocketPath;
   std::string state_dir = kDefaultStateDir;
@@ -94,6 +100,11 @@ struct BrokerSettings {
   // Processes running with this effective group (a setgid jitgate-rec) may
   // record sessions of their own user; "" = only root and submitters record.
   std::string recorder_group;
+  // A recorded session whose recorder has no spool (the broker named it) and
+  // whose connection closed without CloseSession is ended as "recorder lost"
+  // when no recorder resumes it within this long (docs/jitgated.md,
+  // "Recorded sessions").
+  std::chrono::nanoseconds recorder_resume_grace = kDefaultRecorderResumeGrace;
 };
 
 struct StoreSettings {

@@ -257,6 +257,7 @@ TEST(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cfg.broker.socket, kDefaultSocketPath);
   EXPECT_EQ(cfg.broker.state_dir, kDefaultStateDir);
   EXPECT_THAT(cfg.broker.submitters, ElementsAre("root"));
+  EXPECT_EQ(cfg.broker.recorder_resume_grace, minutes(1));
   EXPECT_EQ(cfg.store.dir, "/var/lib/jitgate/store");
   EXPECT_EQ(cfg.store.key, kDefaultStoreKey);
   EXPECT_FALSE(cfg.ca.has_value());
@@ -319,7 +320,7 @@ const RejectCase kRejectCases[] = {
      "t.yaml:1: 'policies': expected a list, got null"},
     {__LINE__, "broker:\n  sockett: /x\npolicies: []\n",
      "t.yaml:2: unknown key 'sockett' in 'broker' (expected one of: socket, "
-     "state_dir, submitters, recorder_group)"},
+     "state_dir, submitters, recorder_group, recorder_resume_grace)"},
     {__LINE__, "broker: [x]\npolicies: []\n",
      "t.yaml:1: 'broker': expected a mapping, got a list"},
     {__LINE__, "broker:\n  submitters: root\npolicies: []\n",
@@ -474,6 +475,8 @@ const RejectCase kRejectCases[] = {
     {__LINE__, "broker:\n  recorder_group: 'rec group'\npolicies: []\n",
      "t.yaml:2: 'broker.recorder_group': bad group name 'rec group' (letters, digits, '_', '.' "
      "and '-', at most 64 bytes)"},
+    {__LINE__, "broker:\n  recorder_resume_grace: 50ms\npolicies: []\n",
+     "t.yaml:2: 'broker.recorder_resume_grace': must be from 100ms to 1d, got '50ms'"},
     {__LINE__, "ca:\n  key: /ca\n  clock_skew: 11m\npolicies: []\n",
      "t.yaml:3: 'ca.clock_skew': must be from 0s to 10m, got '11m'"},
     {__LINE__, "ca:\n  key: /ca\n  krl: ca.krl\npolicies: []\n",

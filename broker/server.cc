@@ -288,6 +288,9 @@ int Server::NextTimeoutMs() {
   for (const auto& [id, at] : unattached_) {
     if (!next.has_value() || at < *next) next = at;
   }
+  for (const auto& [id, at] : unresumed_sessions_) {
+    if (!next.has_value() || at < *next) next = at;
+  }
   if (!next.has_value() || *next > next_prune_) next = next_prune_;
   int64_t ms = (*next - now + 999'999) / 1'000'000;
   if (ms < 0) ms = 0;
@@ -415,6 +418,7 @@ void Server::RunTimers() {
       NotifyFollowers(id, false);
     }
   }
+  EndLostSessions(now);
   if (now >= next_prune_) {
     PruneFinished();
     uid_names_.clear();
@@ -632,9 +636,18 @@ void Server::CloseConn(int fd, bool cancel_request) {
   ack_due_.erase(fd);
   if (!c->session_id.empty()) {
     // The recorder went away without CloseSession: the session stays open
-    // and may be resumed (the recorder spools meanwhile).
+    // and may be resumed (a spooling recorder spools meanwhile). One without
+    // a spool resumes at once or never: after the grace it is lost. Not when
+    // we close it ourselves on shutdown: the next start gives the grace.
     auto live = sessions_.find(c->session_id);
-    if (live != sessions_.end() && live->second.fd == fd) live->second.fd = -1;
+    if (live != sessions_.end() && live->second.fd == fd) {
+      live->second.fd = -1;
+      if (live->second.broker_named && !stopping_) {
+        live->second.lost_unix_nanos = Now();
+        unresumed_sessions_[c->session_id] =
+            live->second.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
+      }
+    }
   }
   if (!c->request_id.empty()) {
     const std::string id = c->request_id;
@@ -1621,19 +1634,74 @@ Status Server::RestoreSessions() {
     }
     live.start_json = std::move(s.start_json);
     live.next_index = s.next_index;
+    live.broker_named = s.broker_named;
+    // Nothing is connected yet: its recorder has the grace from now. Not a
+    // sudo session: the sudo plugin reconnects only at its session's next
+    // I/O, which for an idle `sudo -i` may be hours away; it waits for that,
+    // as before (a sudo plugin that dies while the broker runs is still
+    // ended after the grace).
+    if (live.broker_named && live.info.recorder != "sudo") {
+      live.lost_unix_nanos = Now();
+      unresumed_sessions_[s.id] = live.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
+    }
     sessions_[s.id] = std::move(live);
   }
   if (!open.empty()) {
-    Log("restored " + std::to_string(open.size()) + " open recorded sessions; recorders may resume");
+    Log("restored " + std::to_string(open.size()) + " open recorded sessions; recorders may "
+        "resume (those without a spool within " +
+        FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond) +
+        ")");
   }
   return OkStatus();
+}
+
+Status Server::WriteSessionEnd(const std::string& id, LiveSession& live) {
+  std::string end_json = recorder::SessionEndJson(live.info);
+  sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(end_json));
+  return db_->SaveSession({id, live.start_json, live.next_index, true, live.broker_named});
+}
+
+void Server::EndLostSessions(int64_t now) {
+  for (auto it = unresumed_sessions_.begin(); it != unresumed_sessions_.end();) {
+    auto live = sessions_.find(it->first);
+    if (live == sessions_.end() || live->second.fd >= 0) {  // ended, or resumed
+      it = unresumed_sessions_.erase(it);
+      continue;
+    }
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    const std::string id = it->first;
+    it = unresumed_sessions_.erase(it);
+    // What the recorder delivered is the session, ended as a spool of a
+    // killed recorder is (ForwardSpoolFile): same reason, no exit status.
+    recorder::SessionInfo& info = live->second.info;
+    info.ended = true;
+    info.end_unix_nanos = live->second.lost_unix_nanos;
+    info.exit_status = -1;
+    info.end_reason = "recorder lost";
+    info.chunks = live->second.next_index;
+    if (Status s = WriteSessionEnd(id, live->second); !s.ok()) {
+      if (fatal_.ok()) fatal_ = s;
+      return;
+    }
+    Log("session " + id + " of " + info.user + " ended: recorder lost (its recorder, without a "
+        "spool, went away and did not resume within " +
+        FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond) +
+        "), " + std::to_string(live->second.next_index) + " chunks",
+        LogFields{.user = info.user, .decision = "recorder lost", .session = id, .warning = true});
+    sessions_touched_.erase(id);
+    sessions_.erase(live);
+  }
 }
 
 Status Server::SaveSessions() {
   for (const std::string& id : sessions_touched_) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) continue;  // ended: saved when it ended
-    RETURN_IF_ERROR(db_->SaveSession(id, it->second.start_json, it->second.next_index, false));
+    RETURN_IF_ERROR(db_->SaveSession(
+        {id, it->second.start_json, it->second.next_index, false, it->second.broker_named}));
   }
   sessions_touched_.clear();
   return OkStatus();
@@ -1747,6 +1815,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
         if (old != conns_.end()) to_flush_.insert(live.fd);
       }
       live.fd = c.fd.get();
+      unresumed_sessions_.erase(m.session);
       c.session_id = m.session;
       Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
           std::to_string(live.next_index));
@@ -1801,6 +1870,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
     live.start_json = recorder::SessionStartJson(info);
   }
   live.fd = c.fd.get();
+  live.broker_named = m.session.empty();
   if (bastion_peer) live.opener_pid = c.peer.pid;
   sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(live.start_json));
   c.session_id = id;
@@ -1866,9 +1936,7 @@ void Server::OnCloseSession(Conn& c, const wire::CloseSession& m) {
   }
   info.bytes_in = m.bytes_in;
   info.bytes_out = m.bytes_out;
-  std::string end_json = recorder::SessionEndJson(info);
-  sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(end_json));
-  if (Status s = db_->SaveSession(info.id, live.start_json, live.next_index, true); !s.ok()) {
+  if (Status s = WriteSessionEnd(info.id, live); !s.ok()) {
     if (fatal_.ok()) fatal_ = s;
     SendError(c, wire::ErrorCode::kInternal, "broker state database failed");
     return;

@@ -121,6 +121,7 @@ class Server {
 
  private:
   struct Conn;
+  struct LiveSession;
 
   // Event loop pieces.
   void Accept();
@@ -160,6 +161,13 @@ class Server {
   bool MayTerminate(const Conn& c, const recorder::SessionInfo& session) const;
   // Loads the sessions a previous run left open (recorders may resume them).
   Status RestoreSessions();
+  // Appends live's session_end (its info filled in) to the store and marks
+  // it ended in the database, in this turn's transaction.
+  Status WriteSessionEnd(const std::string& id, LiveSession& live);
+  // Ends the broker-named sessions whose recorder went away and did not
+  // resume within broker.recorder_resume_grace: session_end "recorder
+  // lost" (as `jitgate-rec --forward-spool` closes a dead recorder's spool).
+  void EndLostSessions(int64_t now);
   // Saves the sessions changed this turn and queues the acknowledgements;
   // called by EndTurn inside the turn's transaction.
   Status SaveSessions();
@@ -247,11 +255,22 @@ class Server {
     uint64_t next_index = 0;  // chunks appended to the store so far
     int fd = -1;              // the recording connection, -1 if none
     pid_t opener_pid = 0;     // the bastion session process that opened it, else 0
+    // The broker named the session (OpenSession without an id): its recorder
+    // has no spool, so nothing but that recorder can deliver the rest, and a
+    // recorder that does not resume is lost (EndLostSessions). A spooling
+    // recorder names its own session; its spool may still deliver the rest.
+    bool broker_named = false;
+    // When the recording connection went away (or the broker started, for a
+    // restored session): the session_end time if its recorder is lost.
+    int64_t lost_unix_nanos = 0;
     // Set by TerminateSession: told to the recorder, and again to a
     // recorder that resumes the session.
     std::optional<wire::SessionTerminated> terminated;
   };
   std::map<std::string, LiveSession> sessions_;
+  // Broker-named sessions without a connection -> when they are ended as
+  // "recorder lost" unless a recorder resumes them first.
+  std::map<std::string, int64_t> unresumed_sessions_;
   std::set<std::string> sessions_touched_;
   std::set<int> ack_due_;  // recording connections owed a SessionAck this turn
   std::set<int> terminate_due_;  // recording connections to tell SessionTerminated

@@ -34,9 +34,11 @@
 #include "core/wire/client.h"
 #include "recorder/recording.h"
 #include "recorder/recording_client.h"
+#include "recorder/spool.h"
 #include "store/format.h"
 #include "store/reader.h"
 #include "store/store.h"
+#include "store/verify.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -895,7 +897,190 @@ class BrokerRecordingTest : public BrokerServerTest {
     }
     EXPECT_EQ(acked, expect_ack);
   }
+
+  // The session as the store has it now (read while the broker runs), or
+  // nullopt if it has none.
+  std::optional<recorder::SessionInfo> Stored(const std::string& id) {
+    auto index = recorder::SessionIndex::Open(dir_.Join("store"));
+    if (!index.ok()) return std::nullopt;
+    for (const recorder::SessionInfo& s : (*index)->sessions()) {
+      if (s.id == id) return s;
+    }
+    return std::nullopt;
+  }
+
+  // Waits (10 s at most) until the store has session id's end.
+  bool WaitEnded(const std::string& id) {
+    for (int i = 0; i < 1000; ++i) {
+      std::optional<recorder::SessionInfo> s = Stored(id);
+      if (s.has_value() && s->ended) return true;
+      usleep(10'000);
+    }
+    return false;
+  }
+
+  // Opens a session (named by the broker if session is empty) and streams
+  // its first n chunks.
+  std::string OpenAndStream(wire::Client& c, const std::string& session, size_t n,
+                            const std::string& recorder = "jitgate-rec") {
+    wire::OpenSession o = Open();
+    o.session = session;
+    o.recorder = recorder;
+    StatusOr<wire::Message> m = c.Call(o, Soon());
+    EXPECT_OK(m.status());
+    if (!m.ok() || !std::holds_alternative<wire::SessionOpened>(*m)) return "";
+    std::string id = std::get<wire::SessionOpened>(*m).session;
+    std::vector<Bytes> chunks = Chunks(id, 8);
+    chunks.resize(n);
+    Stream(c, chunks, n);
+    return id;
+  }
+
+  // The broker's answer to an OpenSession on c that resumes session id.
+  StatusOr<wire::Message> Resume(wire::Client& c, const std::string& id) {
+    wire::OpenSession o = Open();
+    o.session = id;
+    return c.Call(o, Soon());
+  }
+
+  void ExpectStoreVerifies() {
+    auto signer = note::Signer::FromSeed("server.test.jitgate/log", crypto::Sha256(AsBytes("k")));
+    ASSERT_OK(signer.status());
+    store::VerifyReport v = store::VerifyStore(dir_.Join("store"), signer->GetVerifier(), {});
+    EXPECT_OK(v.status) << v.Summary();
+  }
 };
+
+TEST_F(BrokerRecordingTest, ARecorderWithoutASpoolThatGoesAwayIsLostAfterTheGrace) {
+  broker_extra_ = "  recorder_resume_grace: 200ms\n";
+  Start("policies: []\n");
+  std::string id;
+  {
+    wire::Client c = Connect();
+    id = OpenAndStream(c, "", 2);
+    ASSERT_FALSE(id.empty());
+  }  // the recorder is killed: no CloseSession
+  ASSERT_TRUE(WaitEnded(id));
+  // Final, and not restored by a restart: a late recorder is refused.
+  StopServer();
+  Start("policies: []\n");
+  wire::Client late = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message refused, Resume(late, id));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(refused))
+      << wire::MessageTypeName(wire::TypeOf(refused));
+  EXPECT_EQ(std::get<wire::Error>(refused).code, wire::ErrorCode::kNotPending);
+  StopServer();
+
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  ASSERT_EQ(index->sessions().size(), 1u);
+  const recorder::SessionInfo& s = index->sessions()[0];
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(s.end_reason, "recorder lost");  // as a killed recorder's spool is closed
+  EXPECT_EQ(s.exit_status, -1);
+  EXPECT_EQ(s.chunks, 2u);
+  EXPECT_GE(s.end_unix_nanos, s.start_unix_nanos);
+  EXPECT_TRUE(index->problems().empty());
+  ExpectStoreVerifies();
+}
+
+TEST_F(BrokerRecordingTest, AResumeWithinTheGraceKeepsASessionAndASpooledOneIsNeverLost) {
+  broker_extra_ = "  recorder_resume_grace: 300ms\n";
+  Start("policies: []\n");
+  std::string resumed_id;
+  {
+    wire::Client c = Connect();
+    resumed_id = OpenAndStream(c, "", 1);
+    ASSERT_FALSE(resumed_id.empty());
+  }
+  // Its recorder reconnects at once, as RecordingClient does.
+  wire::Client resumed = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message reopened, Resume(resumed, resumed_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(reopened));
+  EXPECT_EQ(std::get<wire::SessionOpened>(reopened).next_index, 1u);
+  // A spooling recorder names its session; killed, its spool has the rest.
+  ASSERT_OK_AND_ASSIGN(std::string spooled_id, recorder::MintSessionId());
+  {
+    wire::Client c = Connect();
+    ASSERT_EQ(OpenAndStream(c, spooled_id, 1), spooled_id);
+  }
+  // Lost after both went away: once it has ended, their grace has passed.
+  std::string lost_id;
+  {
+    wire::Client c = Connect();
+    lost_id = OpenAndStream(c, "", 1);
+    ASSERT_FALSE(lost_id.empty());
+  }
+  ASSERT_TRUE(WaitEnded(lost_id));
+  ASSERT_TRUE(Stored(resumed_id).has_value());
+  EXPECT_FALSE(Stored(resumed_id)->ended);
+  ASSERT_TRUE(Stored(spooled_id).has_value());
+  EXPECT_FALSE(Stored(spooled_id)->ended);
+
+  // Both go on: the resumed recorder, and the spool's forwarder.
+  std::vector<Bytes> rest = Chunks(resumed_id, 8);
+  rest.erase(rest.begin());
+  Stream(resumed, rest, rest.size() + 1);
+  ASSERT_OK_AND_ASSIGN(wire::Message closed,
+                       resumed.Call(wire::CloseSession{0, true, 0, "", "closed", rest.size() + 1,
+                                                       0, 0},
+                                    Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionClosed>(closed));
+  wire::Client forwarder = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message forwarded, Resume(forwarder, spooled_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(forwarded));
+  EXPECT_EQ(std::get<wire::SessionOpened>(forwarded).next_index, 1u);
+  ASSERT_OK_AND_ASSIGN(
+      wire::Message spool_closed,
+      forwarder.Call(wire::CloseSession{0, false, 0, "", "recorder lost", 1, 0, 0}, Soon()));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionClosed>(spool_closed));
+  StopServer();
+
+  ASSERT_OK_AND_ASSIGN(auto index, recorder::SessionIndex::Open(dir_.Join("store")));
+  std::map<std::string, std::string> reasons;
+  for (const recorder::SessionInfo& s : index->sessions()) reasons[s.id] = s.end_reason;
+  EXPECT_EQ(reasons[resumed_id], "closed");
+  EXPECT_EQ(reasons[spooled_id], "recorder lost");
+  EXPECT_EQ(reasons[lost_id], "recorder lost");
+  EXPECT_TRUE(index->problems().empty());
+  ExpectStoreVerifies();
+}
+
+TEST_F(BrokerRecordingTest, ARestoredSessionWithoutASpoolHasTheGraceFromTheStart) {
+  broker_extra_ = "  recorder_resume_grace: 300ms\n";
+  Start("policies: []\n");
+  wire::Client plain = Connect();
+  const std::string plain_id = OpenAndStream(plain, "", 1);
+  ASSERT_FALSE(plain_id.empty());
+  ASSERT_OK_AND_ASSIGN(std::string spooled_id, recorder::MintSessionId());
+  wire::Client spooled = Connect();
+  ASSERT_EQ(OpenAndStream(spooled, spooled_id, 1), spooled_id);
+  // The sudo plugin resumes only at its session's next I/O (an idle
+  // `sudo -i` may take hours): a restored sudo session waits for it.
+  wire::Client sudo = Connect();
+  const std::string sudo_id = OpenAndStream(sudo, "", 1, "sudo");
+  ASSERT_FALSE(sudo_id.empty());
+  StopServer();  // the connections break with their sessions open
+  Start("policies: []\n");
+  ASSERT_TRUE(WaitEnded(plain_id));
+  ASSERT_TRUE(Stored(spooled_id).has_value());
+  EXPECT_FALSE(Stored(spooled_id)->ended);
+  ASSERT_TRUE(Stored(sudo_id).has_value());
+  EXPECT_FALSE(Stored(sudo_id)->ended);
+  wire::Client sudo_again = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message resumed, Resume(sudo_again, sudo_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(resumed))
+      << wire::MessageTypeName(wire::TypeOf(resumed));
+  wire::Client forwarder = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message forwarded, Resume(forwarder, spooled_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(forwarded));
+  EXPECT_EQ(std::get<wire::SessionOpened>(forwarded).next_index, 1u);
+  StopServer();
+  std::optional<recorder::SessionInfo> s = Stored(plain_id);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->end_reason, "recorder lost");
+  EXPECT_EQ(s->chunks, 1u);
+  ExpectStoreVerifies();
+}
 
 TEST_F(BrokerRecordingTest, ChunksAreAcknowledgedWhenDurableAndReadBackExactly) {
   Start("policies: []\n");
@@ -1270,8 +1455,8 @@ TEST_F(BrokerTerminateTest, UnknownShortAmbiguousAndEndedSessions) {
       info.user = "alice";
       info.host = info.target = "db1";
       info.login = "alice";
-      ASSERT_OK(db->SaveSession(id, recorder::SessionStartJson(info), 0,
-                                std::string_view(id) != "k3n9openopen"));
+      ASSERT_OK(db->SaveSession({id, recorder::SessionStartJson(info), 0,
+                                 std::string_view(id) != "k3n9openopen", false}));
     }
     ASSERT_OK(db->Commit());
   }

@@ -264,9 +264,20 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
         "COMMIT;"));
     ASSIGN_OR_RETURN(schema, read_schema());
   }
-  if (schema != "3") {
+  if (schema == "3") {
+    // Schema 4: whether the broker named the session (its recorder has no
+    // spool). Sessions saved before are taken as spooled: never ended as
+    // "recorder lost" by the broker, as before.
+    RETURN_IF_ERROR(s->Exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE sessions ADD COLUMN broker_named INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE meta SET value='4' WHERE key='schema';"
+        "COMMIT;"));
+    ASSIGN_OR_RETURN(schema, read_schema());
+  }
+  if (schema != "4") {
     return FailedPreconditionError("state database " + path + " has schema '" + schema +
-                                   "'; this jitgated understands schemas 1 to 3");
+                                   "'; this jitgated understands schemas 1 to 4");
   }
   RETURN_IF_ERROR(s->Prepare(
       "INSERT OR REPLACE INTO requests(id, state, created_ns, changed_seq, body) "
@@ -588,19 +599,21 @@ StatusOr<std::vector<uint64_t>> StateDb::RevokedSerials() {
   return out;
 }
 
-Status StateDb::SaveSession(const std::string& id, const std::string& start_json,
-                            uint64_t next_index, bool ended) {
+Status StateDb::SaveSession(const SavedSession& session) {
   RETURN_IF_ERROR(Begin());
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "INSERT INTO sessions(id, ended, next_index, start_json, seq) "
-      "VALUES(?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions)) "
+      "INSERT INTO sessions(id, ended, next_index, start_json, seq, broker_named) "
+      "VALUES(?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions), ?5) "
       "ON CONFLICT(id) DO UPDATE SET ended = ?2, next_index = ?3",
       &stmt));
+  const std::string& id = session.id;
   sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-  sqlite3_bind_int(stmt, 2, ended ? 1 : 0);
-  sqlite3_bind_int64(stmt, 3, AsSql(next_index));
-  sqlite3_bind_text(stmt, 4, start_json.data(), static_cast<int>(start_json.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(stmt, 2, session.ended ? 1 : 0);
+  sqlite3_bind_int64(stmt, 3, AsSql(session.next_index));
+  sqlite3_bind_text(stmt, 4, session.start_json.data(),
+                    static_cast<int>(session.start_json.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int(stmt, 5, session.broker_named ? 1 : 0);
   int rc = sqlite3_step(stmt);
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("saving session " + id);
@@ -610,12 +623,15 @@ Status StateDb::SaveSession(const std::string& id, const std::string& start_json
 StatusOr<std::vector<StateDb::SavedSession>> StateDb::LoadOpenSessions() {
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "SELECT id, start_json, next_index FROM sessions WHERE ended = 0 ORDER BY seq", &stmt));
+      "SELECT id, start_json, next_index, broker_named FROM sessions WHERE ended = 0 "
+      "ORDER BY seq",
+      &stmt));
   std::vector<SavedSession> out;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
-                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)), false});
+                   static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)), false,
+                   sqlite3_column_int(stmt, 3) != 0});
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("loading sessions");
@@ -629,8 +645,8 @@ StatusOr<std::vector<StateDb::SavedSession>> StateDb::FindSessions(std::string_v
   const std::string end = std::string(prefix) + "{";
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "SELECT id, start_json, next_index, ended FROM sessions WHERE id >= ?1 AND id < ?2 "
-      "ORDER BY id LIMIT ?3",
+      "SELECT id, start_json, next_index, ended, broker_named FROM sessions "
+      "WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
       &stmt));
   sqlite3_bind_text(stmt, 1, prefix.data(), static_cast<int>(prefix.size()), SQLITE_TRANSIENT);
   sqlite3_bind_text(stmt, 2, end.data(), static_cast<int>(end.size()), SQLITE_TRANSIENT);
@@ -640,7 +656,7 @@ StatusOr<std::vector<StateDb::SavedSession>> StateDb::FindSessions(std::string_v
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
                    static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)),
-                   sqlite3_column_int(stmt, 3) != 0});
+                   sqlite3_column_int(stmt, 3) != 0, sqlite3_column_int(stmt, 4) != 0});
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("looking up sessions");

@@ -96,16 +96,21 @@ class StateDb {
   // Increments and returns the KRL version counter (in the open transaction).
   StatusOr<uint64_t> NextKrlVersion();
 
-  // Recorded sessions (schema 3): the session_start JSON, how many chunks
-  // are in the store, and whether session_end was written.
-  Status SaveSession(const std::string& id, const std::string& start_json, uint64_t next_index,
-                     bool ended);
+  // Recorded sessions (schema 3, broker_named since schema 4): the
+  // session_start JSON, how many chunks are in the store, and whether
+  // session_end was written.
   struct SavedSession {
     std::string id;
     std::string start_json;
     uint64_t next_index = 0;
     bool ended = false;
+    // The broker named the session, so its recorder has no spool (one that
+    // spools names its own). Sessions saved under schema 3 read false.
+    bool broker_named = false;
   };
+  // Inserts the session, or updates ended and next_index of a saved one
+  // (start_json and broker_named are written once), in the open transaction.
+  Status SaveSession(const SavedSession& session);
   // Sessions not yet ended, oldest first.
   StatusOr<std::vector<SavedSession>> LoadOpenSessions();
   StatusOr<bool> SessionExists(std::string_view id);

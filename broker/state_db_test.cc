@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "tests/testing/status_matchers.h"
@@ -243,9 +244,9 @@ TEST(StateDbTest, CertificatesSerialsAndRevocationsPersist) {
 TEST(StateDbTest, FindsSessionsByIdPrefix) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir.Join("jitgated.db")));
-  ASSERT_OK(db->SaveSession("k3n8v2x9q4m1", "{\"a\":1}", 3, false));
-  ASSERT_OK(db->SaveSession("k3n8zzzzzzzz", "{\"b\":2}", 5, true));
-  ASSERT_OK(db->SaveSession("k3n9aaaaaaaa", "{}", 0, true));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 3, false, true}));
+  ASSERT_OK(db->SaveSession({"k3n8zzzzzzzz", "{\"b\":2}", 5, true, false}));
+  ASSERT_OK(db->SaveSession({"k3n9aaaaaaaa", "{}", 0, true, false}));
   ASSERT_OK(db->Commit());
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> both, db->FindSessions("k3n8", 10));
   ASSERT_EQ(both.size(), 2u);
@@ -253,6 +254,7 @@ TEST(StateDbTest, FindsSessionsByIdPrefix) {
   EXPECT_FALSE(both[0].ended);
   EXPECT_EQ(both[0].next_index, 3u);
   EXPECT_EQ(both[0].start_json, "{\"a\":1}");
+  EXPECT_TRUE(both[0].broker_named);
   EXPECT_EQ(both[1].id, "k3n8zzzzzzzz");  // 'z' is the last id character
   EXPECT_TRUE(both[1].ended);
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> one, db->FindSessions("k3n8", 1));
@@ -262,6 +264,37 @@ TEST(StateDbTest, FindsSessionsByIdPrefix) {
   EXPECT_TRUE(one[0].ended);
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> none, db->FindSessions("k3n7", 10));
   EXPECT_TRUE(none.empty());
+}
+
+TEST(StateDbTest, SchemaThreeSessionsAreUpgradedAsSpooled) {
+  // A session table as schema 3 wrote it, with one open session: who named
+  // it is unknown, so it must not look broker-named (never ended as lost).
+  TempDir dir;
+  const std::string path = dir.Join("jitgated.db");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta(key, value) VALUES('schema', '3');"
+                         "CREATE TABLE sessions(id TEXT PRIMARY KEY, ended INTEGER NOT NULL,"
+                         "  next_index INTEGER NOT NULL, start_json TEXT NOT NULL,"
+                         "  seq INTEGER NOT NULL);"
+                         "INSERT INTO sessions VALUES('k3n8v2x9q4m1', 0, 4, '{}', 1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(path));
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> open, db->LoadOpenSessions());
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].next_index, 4u);
+  EXPECT_FALSE(open[0].broker_named);
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{}", 0, false, true}));
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(open, db->LoadOpenSessions());
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_TRUE(open[1].broker_named);
 }
 
 }  // namespace

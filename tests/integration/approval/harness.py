@@ -28,6 +28,7 @@ Usage from a test file:
 import argparse
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -120,6 +121,23 @@ def wait_for(pred, timeout, what, interval=0.05):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def pids_of(program, user):
+    """The pids of processes running program as user (a test's PID namespace
+    holds only processes that test started)."""
+    want = os.path.realpath(program)
+    uid = pwd.getpwnam(user).pw_uid
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/exe" % d) == want and os.stat("/proc/%s" % d).st_uid == uid:
+                found.append(int(d))
+        except OSError:
+            continue
+    return found
 
 
 def stop_process(proc, sig=signal.SIGTERM, timeout=10):

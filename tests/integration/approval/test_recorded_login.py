@@ -15,6 +15,7 @@ Usage: test_recorded_login.py --jitgated PATH --jitgate PATH --rec PATH [unittes
 """
 import json
 import os
+import signal
 import sys
 import tempfile
 
@@ -81,6 +82,18 @@ class RecordedLoginTest(harness.IntegrationTest):
                 "-o", "LogLevel=ERROR", "-F", "/dev/null", "alice@127.0.0.1"]
         return pexpect.spawn(harness.SSH, argv, encoding="utf-8", timeout=20,
                              dimensions=(30, 100))
+
+    def live_login(self, pexpect, marker):
+        """An interactive login that has printed MARKER-42, and its session
+        id once the store lists it live."""
+        child = self.interactive_login(pexpect)
+        child.expect(r"\$ ")
+        child.sendline("echo %s-$((6*7))" % marker)
+        child.expect_exact("%s-42" % marker)
+        live = harness.wait_for(
+            lambda: next((x for x in self.sessions() if not x["ended"]), None), 15,
+            "the live session in the store")
+        return child, live["id"]
 
     def test_interactive_login_is_recorded_and_replays(self):
         pexpect = self.need_pexpect()
@@ -150,14 +163,7 @@ class RecordedLoginTest(harness.IntegrationTest):
         # request) ends a live session with `jitgate terminate`.
         pexpect = self.need_pexpect()
         self.broker.start()
-        child = self.interactive_login(pexpect)
-        child.expect(r"\$ ")
-        child.sendline("echo started-$((6*7))")
-        child.expect_exact("started-42")
-        live = harness.wait_for(
-            lambda: next((x for x in self.sessions() if not x["ended"]), None), 15,
-            "the live session in the store")
-        sid = live["id"]
+        child, sid = self.live_login(pexpect, "started")
 
         # alice is the session's user, not an approver: refused, one line,
         # and her session goes on.
@@ -193,6 +199,41 @@ class RecordedLoginTest(harness.IntegrationTest):
         self.assertEqual(len(events), 1, events)
         self.assertEqual((events[0]["session"], events[0]["actor"], events[0]["comment"]),
                          (sid, "root", "done"))
+        v = self.broker.verify()
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def rec_pid(self):
+        """The pid of alice's jitgate-rec."""
+        return harness.pids_of(harness.BIN["rec"], "alice")
+
+    def test_killed_recorder_without_a_spool_is_ended_as_recorder_lost(self):
+        # No spool could deliver the rest: once the grace has passed without
+        # a resume, the broker ends the session as the forwarder ends a
+        # killed recorder's spool, and it is no longer listed live.
+        pexpect = self.need_pexpect()
+        text = read(self.broker.config).replace(
+            "  submitters: [root, alice]", "  submitters: [root, alice]\n  recorder_resume_grace: 1s")
+        harness.write(self.broker.config, text)
+        self.broker.start()
+        child, sid = self.live_login(pexpect, "before-kill")
+        harness.wait_for(
+            lambda: "before-kill-42" in self.cli("replay", sid, "--raw", "--no-safe").stdout,
+            15, "the output in the store")
+        [pid] = self.rec_pid()
+        os.kill(pid, signal.SIGKILL)
+        child.expect(pexpect.EOF)
+        child.close()
+
+        ended = harness.wait_for(
+            lambda: next((x for x in self.sessions() if x["id"] == sid and x["ended"]), None),
+            15, "session_end of the lost session")
+        self.assertEqual(ended["end_reason"], "recorder lost")
+        self.assertIn("session %s of alice ended: recorder lost" % sid, read(self.broker.log_path))
+        raw = self.cli("replay", sid, "--raw", "--no-safe").stdout
+        self.assertEqual(raw.count("before-kill-42"), 1, raw)
+        cast = os.path.join(self.dir, "lost.cast")
+        self.cli("export", sid, "--format", "asciicast", "--out", cast)  # no longer live
+        self.broker.stop()
         v = self.broker.verify()
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 

@@ -191,21 +191,8 @@ class SpoolForwardTest(harness.IntegrationTest):
         return self.broker.entries()
 
     def rec_pid(self):
-        """The pid of alice's jitgate-rec (this test's PID namespace holds
-        only processes this test started)."""
-        want = os.path.realpath(harness.BIN["rec"])
-        uid = pwd.getpwnam("alice").pw_uid
-        found = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                if (os.readlink("/proc/%s/exe" % d) == want and
-                        os.stat("/proc/%s" % d).st_uid == uid):
-                    found.append(int(d))
-            except OSError:
-                continue
-        return found
+        """The pid of alice's jitgate-rec."""
+        return harness.pids_of(harness.BIN["rec"], "alice")
 
     def test_kill_9_mid_session_loses_nothing_spooled(self):
         pexpect = self.need_pexpect()
