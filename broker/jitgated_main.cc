@@ -9,7 +9,6 @@
 // that use only: docs/bastion.md). Exit status: 0 clean stop or valid
 // configuration, 1 runtime failure, 2 usage or configuration error. Every
 // failure is one line on stderr.
-#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -56,14 +55,9 @@ std::string Hostname() {
 // store.group as a gid (nullopt when unset); an unknown group is an error.
 jitgate::StatusOr<std::optional<uint32_t>> StoreGroup(const jitgate::broker::StoreSettings& s) {
   if (s.group.empty()) return std::optional<uint32_t>();
-  errno = 0;
-  const group* g = ::getgrnam(s.group.c_str());
-  if (g == nullptr) {
-    return jitgate::FailedPreconditionError(
-        "store.group: no group '" + s.group + "'" +
-        (errno != 0 ? std::string(" (") + std::strerror(errno) + ")" : std::string()));
-  }
-  return std::optional<uint32_t>(static_cast<uint32_t>(g->gr_gid));
+  std::optional<gid_t> gid = jitgate::broker::GidOfGroup(s.group);
+  if (!gid.has_value()) return jitgate::FailedPreconditionError("store.group: no group '" + s.group + "'");
+  return std::optional<uint32_t>(static_cast<uint32_t>(*gid));
 }
 
 // Where the bastion's session processes read their configuration: a copy of

@@ -288,7 +288,10 @@ int Server::NextTimeoutMs() {
   for (const auto& [id, at] : unattached_) {
     if (!next.has_value() || at < *next) next = at;
   }
-  for (const auto& [id, at] : unresumed_sessions_) {
+  for (const std::string& id : unresumed_sessions_) {
+    auto live = sessions_.find(id);
+    if (live == sessions_.end()) continue;  // dropped from the set by EndLostSessions
+    int64_t at = LostDeadline(live->second);
     if (!next.has_value() || at < *next) next = at;
   }
   if (!next.has_value() || *next > next_prune_) next = next_prune_;
@@ -644,8 +647,7 @@ void Server::CloseConn(int fd, bool cancel_request) {
       live->second.fd = -1;
       if (live->second.broker_named && !stopping_) {
         live->second.lost_unix_nanos = Now();
-        unresumed_sessions_[c->session_id] =
-            live->second.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
+        unresumed_sessions_.insert(c->session_id);
       }
     }
   }
@@ -1601,8 +1603,6 @@ void Server::OnGetCaInfo(Conn& c) {
 
 // Session recording -------------------------------------------------------
 
-namespace {
-
 std::optional<gid_t> GidOfGroup(const std::string& name) {
   group gr;
   group* result = nullptr;
@@ -1612,6 +1612,8 @@ std::optional<gid_t> GidOfGroup(const std::string& name) {
   }
   return gr.gr_gid;
 }
+
+namespace {
 
 StatusOr<std::string> RandomSessionId() {
   // 12 characters of [0-9a-z] (60 bits): distinct from request ids (8).
@@ -1642,15 +1644,13 @@ Status Server::RestoreSessions() {
     // ended after the grace).
     if (live.broker_named && live.info.recorder != "sudo") {
       live.lost_unix_nanos = Now();
-      unresumed_sessions_[s.id] = live.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
+      unresumed_sessions_.insert(s.id);
     }
     sessions_[s.id] = std::move(live);
   }
   if (!open.empty()) {
     Log("restored " + std::to_string(open.size()) + " open recorded sessions; recorders may "
-        "resume (those without a spool within " +
-        FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond) +
-        ")");
+        "resume (those without a spool within " + RecorderGraceText() + ")");
   }
   return OkStatus();
 }
@@ -1661,18 +1661,26 @@ Status Server::WriteSessionEnd(const std::string& id, LiveSession& live) {
   return db_->SaveSession({id, live.start_json, live.next_index, true, live.broker_named});
 }
 
+int64_t Server::LostDeadline(const LiveSession& live) const {
+  return live.lost_unix_nanos + config_.broker.recorder_resume_grace.count();
+}
+
+std::string Server::RecorderGraceText() const {
+  return FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond);
+}
+
 void Server::EndLostSessions(int64_t now) {
   for (auto it = unresumed_sessions_.begin(); it != unresumed_sessions_.end();) {
-    auto live = sessions_.find(it->first);
+    auto live = sessions_.find(*it);
     if (live == sessions_.end() || live->second.fd >= 0) {  // ended, or resumed
       it = unresumed_sessions_.erase(it);
       continue;
     }
-    if (it->second > now) {
+    if (LostDeadline(live->second) > now) {
       ++it;
       continue;
     }
-    const std::string id = it->first;
+    const std::string id = *it;
     it = unresumed_sessions_.erase(it);
     // What the recorder delivered is the session, ended as a spool of a
     // killed recorder is (ForwardSpoolFile): same reason, no exit status.
@@ -1680,16 +1688,15 @@ void Server::EndLostSessions(int64_t now) {
     info.ended = true;
     info.end_unix_nanos = live->second.lost_unix_nanos;
     info.exit_status = -1;
-    info.end_reason = "recorder lost";
+    info.end_reason = recorder::kEndReasonRecorderLost;
     info.chunks = live->second.next_index;
     if (Status s = WriteSessionEnd(id, live->second); !s.ok()) {
       if (fatal_.ok()) fatal_ = s;
       return;
     }
     Log("session " + id + " of " + info.user + " ended: recorder lost (its recorder, without a "
-        "spool, went away and did not resume within " +
-        FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond) +
-        "), " + std::to_string(live->second.next_index) + " chunks",
+        "spool, went away and did not resume within " + RecorderGraceText() + "), " +
+            std::to_string(live->second.next_index) + " chunks",
         LogFields{.user = info.user, .decision = "recorder lost", .session = id, .warning = true});
     sessions_touched_.erase(id);
     sessions_.erase(live);

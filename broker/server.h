@@ -92,6 +92,10 @@ struct ServerOptions {
   std::string config_sha256;
 };
 
+// The gid of the group called name (NSS, getgrnam_r), or nullopt if there is
+// none or the lookup failed.
+std::optional<gid_t> GidOfGroup(const std::string& name);
+
 class Server {
  public:
   // config, db and store must outlive the server.
@@ -168,6 +172,11 @@ class Server {
   // resume within broker.recorder_resume_grace: session_end "recorder
   // lost" (as `jitgate-rec --forward-spool` closes a dead recorder's spool).
   void EndLostSessions(int64_t now);
+  // When a session without its recorder is ended as lost: its
+  // lost_unix_nanos plus the grace now configured (a reload applies to it).
+  int64_t LostDeadline(const LiveSession& live) const;
+  // broker.recorder_resume_grace for a log line ("60s").
+  std::string RecorderGraceText() const;
   // Saves the sessions changed this turn and queues the acknowledgements;
   // called by EndTurn inside the turn's transaction.
   Status SaveSessions();
@@ -268,9 +277,9 @@ class Server {
     std::optional<wire::SessionTerminated> terminated;
   };
   std::map<std::string, LiveSession> sessions_;
-  // Broker-named sessions without a connection -> when they are ended as
-  // "recorder lost" unless a recorder resumes them first.
-  std::map<std::string, int64_t> unresumed_sessions_;
+  // Broker-named sessions without a connection: ended as "recorder lost" at
+  // LostDeadline unless a recorder resumes them first.
+  std::set<std::string> unresumed_sessions_;
   std::set<std::string> sessions_touched_;
   std::set<int> ack_due_;  // recording connections owed a SessionAck this turn
   std::set<int> terminate_due_;  // recording connections to tell SessionTerminated

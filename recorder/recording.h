@@ -185,10 +185,15 @@ class ChunkBuilder {
   int skip_ = 0;                   // plain cuts to make before the next attempt
 };
 
+// The end_reason of a session whose recorder went away without ending it:
+// given by the spool's forwarder (a killed recorder's file) and by the broker
+// (a recorder without a spool that did not resume).
+inline constexpr char kEndReasonRecorderLost[] = "recorder lost";
+
 // What a session was: everything session_start and session_end say.
 struct SessionInfo {
   std::string id;           // session id
-  std::string recorder;     // "bastion" or "jitgate-rec"
+  std::string recorder;     // "bastion", "jitgate-rec" or "sudo"
   std::string request_id;   // the approval it ran under ("" if none)
   std::string user;         // the person
   std::string remote_addr;  // where they came from

@@ -576,7 +576,7 @@ Status Deliver(wire::Client& c, SpoolReader& r, const ForwardOptions& o,
     end->end_unix_nanos =
         static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000u +
         static_cast<uint64_t>(st.st_mtim.tv_nsec);
-    end->end_reason = "recorder lost";
+    end->end_reason = kEndReasonRecorderLost;
   }
   end->chunks = r.next_index();
   ASSIGN_OR_RETURN(wire::Message m, c.Call(*end, In(o.timeout_ms)));

@@ -57,6 +57,12 @@ class FileLock {
   virtual ~FileLock() = default;
 };
 
+// The mode Env::ShareWithGroup gives a file or directory of mode `mode`.
+constexpr uint32_t GroupSharedMode(uint32_t mode, bool is_dir) {
+  return is_dir ? (mode & 0700) | 02050                  // setgid, group r-x
+                : (mode & 0700) | ((mode & 0400) >> 3);  // group reads where the owner does
+}
+
 class Env {
  public:
   virtual ~Env() = default;

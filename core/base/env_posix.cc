@@ -270,14 +270,9 @@ class PosixEnv final : public Env {
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return PosixError("share", path, errno);
     mode_t mode = st.st_mode & 07777;
-    mode_t want;
-    if (S_ISDIR(st.st_mode)) {
-      want = (mode & 0700) | 02050;  // setgid, group r-x, others nothing
-    } else if (S_ISREG(st.st_mode)) {
-      want = (mode & 0700) | ((mode & 0400) >> 3);  // group reads, others nothing
-    } else {
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
       return FailedPreconditionError("share " + path + ": not a file or directory");
-    }
+    const mode_t want = GroupSharedMode(mode, S_ISDIR(st.st_mode));
     if (st.st_gid != gid && ::fchown(fd.get(), static_cast<uid_t>(-1), gid) != 0)
       return PosixError("chgrp " + std::to_string(gid), path, errno);
     // chown cleared the setgid bit of a directory on some filesystems; set

@@ -466,8 +466,7 @@ Status FaultInjectionEnv::ShareWithGroup(const std::string& path, uint32_t gid) 
   const Node* node = LookupLocked(path);
   if (node == nullptr) return Err(ENOENT, "share", path);
   uint32_t* mode = node->file != nullptr ? &node->file->mode : &node->dir->mode;
-  uint32_t want = node->file != nullptr ? (*mode & 0700) | ((*mode & 0400) >> 3)
-                                        : (*mode & 0700) | 02050;
+  const uint32_t want = GroupSharedMode(*mode, node->file == nullptr);
   if (want != *mode && node->file != nullptr && node->file->immutable) {
     return Err(EPERM, "chmod", path);
   }
