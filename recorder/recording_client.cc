@@ -72,12 +72,19 @@ Status RecordingClient::Reconnect(const Status& why) {
   if (reconnected_) return why;
   reconnected_ = true;
   client_.reset();
-  StatusOr<wire::Client> c = wire::Client::Connect(options_.socket_path,
-                                                   In(options_.ack_timeout_ms), options_.client_name);
-  if (!c.ok()) return UnavailableError(why.message() + "; reconnecting: " + c.status().message());
+  Status s = Resume(options_.ack_timeout_ms);
+  if (s.code() == StatusCode::kUnavailable) {
+    return UnavailableError(why.message() + "; reconnecting: " + s.message());
+  }
+  return s;
+}
+
+Status RecordingClient::Resume(int64_t timeout_ms) {
+  ASSIGN_OR_RETURN(wire::Client c,
+                   wire::Client::Connect(options_.socket_path, In(timeout_ms), options_.client_name));
   wire::OpenSession resume = meta_;
   resume.session = session_;
-  ASSIGN_OR_RETURN(wire::Message m, c->Call(resume, In(options_.ack_timeout_ms)));
+  ASSIGN_OR_RETURN(wire::Message m, c.Call(resume, In(timeout_ms)));
   if (auto* e = std::get_if<wire::Error>(&m)) return BrokerError(*e);
   auto* opened = std::get_if<wire::SessionOpened>(&m);
   if (opened == nullptr || opened->session != session_) {
@@ -95,20 +102,43 @@ Status RecordingClient::Reconnect(const Status& why) {
     unacked_.pop_front();
     ++acked_;
   }
-  client_.emplace(std::move(*c));
+  client_.emplace(std::move(c));
+  released_ = false;
+  down_reason_.clear();
   for (const Bytes& chunk : unacked_) {
-    RETURN_IF_ERROR(client_->Send(wire::SessionData{chunk}, In(options_.ack_timeout_ms)));
+    RETURN_IF_ERROR(client_->Send(wire::SessionData{chunk}, In(timeout_ms)));
   }
   return OkStatus();
 }
 
+Status RecordingClient::EnsureConnected() {
+  if (client_.has_value()) return OkStatus();
+  if (!released_) return FailedPreconditionError("recording connection is closed");
+  return Reconnect(UnavailableError(down_reason_));
+}
+
+void RecordingClient::Release(const Status& why) {
+  client_.reset();
+  released_ = true;
+  down_reason_ = why.message();
+  next_retry_ns_ = NowNs() + options_.retry_interval_ms * 1'000'000;
+}
+
 Status RecordingClient::Poll() {
   if (spool_) return PollSpooled();
-  if (!client_.has_value()) return FailedPreconditionError("recording connection is closed");
+  if (!client_.has_value()) {
+    // Let go while idle: nothing to read until the session is resumed.
+    if (released_) return OkStatus();
+    return FailedPreconditionError("recording connection is closed");
+  }
   while (true) {
     StatusOr<std::optional<wire::Message>> m = client_->Poll();
     if (!m.ok()) {
       if (m.status().code() != StatusCode::kUnavailable) return m.status();
+      if (options_.resume_when_idle) {
+        Release(m.status());
+        return OkStatus();
+      }
       RETURN_IF_ERROR(Reconnect(m.status()));
       continue;
     }
@@ -133,7 +163,7 @@ Status RecordingClient::WaitForAcks(size_t unacked) {
 }
 
 Status RecordingClient::SendChunk(Bytes chunk) {
-  if (!client_.has_value()) return FailedPreconditionError("recording connection is closed");
+  RETURN_IF_ERROR(EnsureConnected());
   RETURN_IF_ERROR(WaitForAcks(options_.max_unacked - 1));
   unacked_.push_back(std::move(chunk));
   Status s = client_->Send(wire::SessionData{unacked_.back()}, In(options_.ack_timeout_ms));
@@ -159,14 +189,33 @@ Status RecordingClient::Flush() {
 }
 
 Status RecordingClient::Tick() {
-  if (!spool_ && !client_.has_value()) return OkStatus();
+  if (spool_) return PollSpooled();
+  if (options_.resume_when_idle) return TickIdle();
+  if (!client_.has_value()) return OkStatus();
   return Poll();
+}
+
+Status RecordingClient::TickIdle() {
+  if (client_.has_value() || !released_) return Poll();
+  if (NowNs() < next_retry_ns_) return OkStatus();
+  next_retry_ns_ = NowNs() + options_.retry_interval_ms * 1'000'000;
+  Status s = Resume(options_.retry_connect_timeout_ms);
+  if (s.ok()) return Poll();
+  client_.reset();
+  // Still away: the next send says so; anything else (a broker that refuses
+  // the session or contradicts it) ends it now.
+  if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
+    down_reason_ = s.message();
+    return OkStatus();
+  }
+  return s;
 }
 
 Status RecordingClient::Close(wire::CloseSession end) {
   if (spool_) return CloseSpooled(std::move(end));
   RETURN_IF_ERROR(Flush());
   reconnected_ = false;
+  RETURN_IF_ERROR(EnsureConnected());
   RETURN_IF_ERROR(WaitForAcks(0));
   end.chunks = builder_.chunks();
   ASSIGN_OR_RETURN(wire::Message m, client_->Call(end, In(options_.ack_timeout_ms)));

@@ -35,6 +35,17 @@
 // session here: the broker refusing it, the spool not being writable, or
 // the broker's view contradicting what was acknowledged.
 //
+// Resume when idle (options.resume_when_idle, no spool; the sudo plugin,
+// which watches fd() in sudo's event loop): a connection the broker closed
+// is let go when a read finds it closed, instead of being reconnected at
+// once (a broker that restarts is not back yet when its old connection
+// closes); Tick then tries every retry_interval_ms, each try bounded by
+// retry_connect_timeout_ms, to resume the session, so that it is resumed
+// soon after the broker is back even if the session stays quiet. The next
+// send (a chunk filled by Add, Flush, Close) reconnects once, as always, and
+// fails the session if the broker is still away: nothing is held back
+// longer than a flush.
+//
 // Not thread-safe; one per session.
 #ifndef JITGATE_RECORDER_RECORDING_CLIENT_H_
 #define JITGATE_RECORDER_RECORDING_CLIENT_H_
@@ -81,6 +92,9 @@ struct RecordingClientOptions {
   // try may take.
   int64_t retry_interval_ms = 2000;
   int64_t retry_connect_timeout_ms = 1000;
+  // No spool: Tick lets a closed connection go and resumes it later (see
+  // the file comment) instead of reconnecting at once.
+  bool resume_when_idle = false;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 
@@ -107,12 +121,14 @@ class RecordingClient {
   // session is kept, delivered() says whether the broker has it already.
   Status Close(wire::CloseSession end);
   // Housekeeping to call on a timer (about every second) while the session
-  // is idle: reads acknowledgements and, in spool mode, retries a lost
-  // broker, sends what it lacks and syncs the spool when due.
+  // is idle, or when fd() is readable: reads acknowledgements and, in spool
+  // mode or with resume_when_idle, retries a lost broker (spool mode also
+  // sends what it lacks and syncs the spool when due).
   Status Tick();
 
-  // Spool mode: whether it is on, whether the broker is connected now, why
-  // it is not ("" if it is), and the session's spool file.
+  // Whether the spool is on, whether the broker is connected now, why it is
+  // not ("" if it is: spool mode or resume_when_idle), and the session's
+  // spool file.
   bool spooling() const { return spool_ != nullptr; }
   bool connected() const { return client_.has_value(); }
   const std::string& disconnect_reason() const { return down_reason_; }
@@ -140,6 +156,17 @@ class RecordingClient {
   Status WaitForAcks(size_t unacked);
   // Reconnects, resumes the session and resends what the broker lacks.
   Status Reconnect(const Status& why);
+  // Connects within timeout_ms, resumes the session and resends what the
+  // broker lacks; Unavailable or DeadlineExceeded if the broker cannot be
+  // reached.
+  Status Resume(int64_t timeout_ms);
+  // resume_when_idle: Tick's part.
+  Status TickIdle();
+  // Before a send: connects again if the connection was let go (once per
+  // call); FailedPrecondition if it is closed for good.
+  Status EnsureConnected();
+  // resume_when_idle: lets a closed connection go (see the file comment).
+  void Release(const Status& why);
   // Drops acknowledged chunks up to next_index.
   void Acknowledge(uint64_t next_index);
   // The end of the chunks sent on this connection.
@@ -171,6 +198,7 @@ class RecordingClient {
   std::deque<Bytes> unacked_;  // chunks acked_, acked_ + 1, ...
   uint64_t acked_ = 0;
   bool reconnected_ = false;  // at most one reconnect per call
+  bool released_ = false;     // resume_when_idle: the connection was let go
   std::optional<std::string> terminated_by_;
   std::string terminate_comment_;
   bool delivered_ = false;

@@ -14,6 +14,12 @@
 // callbacks return 0, "reject", not -1: on -1 sudo merely disables the
 // failing callback and shows the rest of the output unrecorded).
 //
+// The broker connection is watched in sudo's own event loop (sudo_plugin(5),
+// event_alloc), so that the broker is heard even while the session is quiet:
+// a `jitgate terminate` ends the command at once (sudo's event loop is broken,
+// which makes sudo kill it), and a broker that restarted is resumed within
+// seconds of being back rather than at the session's next I/O.
+//
 // Every entry point is a noexcept trampoline; only the plugin structs are
 // exported (jitgate_sudo.map). sudo calls the plugin from one thread; the
 // broker connection is close-on-exec, so the command never inherits it.
@@ -66,10 +72,17 @@ struct IoState {
   // within options.flush_ms. Null if sudo offers no events (API < 1.15).
   sudo_plugin_event* timer = nullptr;
   bool timer_armed = false;
+  // A persistent read event on the broker connection (watched_fd, -1 when
+  // not watching: disconnected, or recording has failed).
+  sudo_plugin_event* reader = nullptr;
+  int watched_fd = -1;
   // sudo has no terminal and runs the command on pipes (exec_nopty).
   bool no_tty = false;
   bool loop_broken = false;
+  bool ended = false;  // the session's end was sent (EndSession)
 };
+
+void EndSession(IoState& state, int exit_status, int error);
 
 IoState* g_io = nullptr;
 
@@ -120,6 +133,57 @@ void FlushNow(Steady::time_point now) {
 }
 
 void ArmTimer();
+void WatchBroker();
+
+// Ends the session from an event callback, which cannot reject data, or
+// after a rejection without a pty: breaks sudo's event loop, and sudo kills
+// the command (exec_pty and exec_nopty alike) but cannot report how it
+// ended. Without a pty, sudo 1.9 then does not call close() either ("sudo:
+// unexpected child termination condition: 0"), so the end is recorded here,
+// before the command is killed.
+void EndNow() {
+  if (g_io->timer == nullptr || g_io->loop_broken) return;
+  g_io->loop_broken = true;
+  if (g_io->no_tty) EndSession(*g_io, 0, 0);
+  g_io->timer->loopbreak(g_io->timer);
+}
+
+// The broker has spoken (an acknowledgement, a termination) or closed the
+// connection: read it now, even if the session is quiet.
+void OnBrokerReadable(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
+  try {
+    if (g_io == nullptr || g_io->client == nullptr) return;
+    if (g_io->failure.empty()) {
+      if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
+    }
+    if (g_io->failure.empty()) CheckTerminated();
+    WatchBroker();
+    if (!g_io->failure.empty()) EndNow();
+  } catch (...) {
+    if (g_io != nullptr && g_io->failure.empty()) g_io->failure = "jitgate: out of memory";
+  }
+}
+
+// Keeps the read event on the connection the client has now (a reconnect
+// changes it), and the timer running while the broker is away so that the
+// client retries it. Stops watching once recording has failed.
+void WatchBroker() {
+  if (g_io->reader == nullptr) return;
+  int fd = g_io->failure.empty() ? g_io->client->fd() : -1;
+  if (fd == g_io->watched_fd) {
+    if (fd < 0 && g_io->failure.empty()) ArmTimer();
+    return;
+  }
+  if (g_io->watched_fd >= 0) g_io->reader->del(g_io->reader);
+  g_io->watched_fd = -1;
+  if (fd >= 0 &&
+      g_io->reader->set(g_io->reader, fd, SUDO_PLUGIN_EV_READ | SUDO_PLUGIN_EV_PERSIST,
+                        OnBrokerReadable, nullptr) == 1 &&
+      g_io->reader->add(g_io->reader, nullptr) == 1) {
+    g_io->watched_fd = fd;
+  }
+  if (fd < 0 && g_io->failure.empty()) ArmTimer();
+}
 
 void OnFlushTimer(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
   try {
@@ -127,12 +191,15 @@ void OnFlushTimer(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
     g_io->timer_armed = false;
     if (g_io->failure.empty() && g_io->pending) FlushNow(Steady::now());
     if (g_io->failure.empty()) CheckTerminated();
-    // Spooling while the broker is away: try it again now and then (Tick
-    // paces the attempts), and keep the timer running until it is back.
-    if (g_io->failure.empty() && g_io->client->spooling() && !g_io->client->connected()) {
+    // The broker is away (spool mode, or a connection it closed while the
+    // session was quiet): try it again now and then (Tick paces the
+    // attempts); WatchBroker keeps the timer running until it is back.
+    if (g_io->failure.empty() && !g_io->client->connected()) {
       if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
-      ArmTimer();
+      if (g_io->failure.empty()) CheckTerminated();
     }
+    WatchBroker();
+    if (!g_io->failure.empty()) EndNow();
   } catch (...) {
     // Out of memory: the next data callback reports it and rejects.
     if (g_io != nullptr && g_io->failure.empty()) g_io->failure = "jitgate: out of memory";
@@ -174,16 +241,14 @@ int Record(recorder::Stream stream, const char* buf, unsigned int len, const cha
       }
     }
     if (g_io->failure.empty()) CheckTerminated();
+    WatchBroker();
   }
   if (g_io->failure.empty()) return 1;
   *errstr = SetError(g_io->failure);
   // Without a pty, sudo 1.9 kills the command on a rejection but then
   // forgets its pid (exec_nopty: cmnd_pid = -1), so the exit is never
   // noticed and sudo would wait forever: end sudo's event loop as well.
-  if (g_io->no_tty && g_io->timer != nullptr && !g_io->loop_broken) {
-    g_io->loop_broken = true;
-    g_io->timer->loopbreak(g_io->timer);
-  }
+  if (g_io->no_tty) EndNow();
   return 0;
 }
 
@@ -238,6 +303,8 @@ int Open(unsigned int version, sudo_printf_t plugin_printf, char* const user_inf
   copts.connect_timeout_ms = std::min(state->options.timeout_seconds, kMaxConnectSeconds) * 1000;
   copts.ack_timeout_ms = state->options.timeout_seconds * 1000;
   copts.spool_dir = state->options.spool;
+  copts.resume_when_idle = true;  // WatchBroker hears a closed connection at once
+  copts.retry_interval_ms = 1000;
   StatusOr<std::unique_ptr<recorder::RecordingClient>> client =
       recorder::RecordingClient::Open(copts, *meta);
   if (!client.ok()) return refuse(EscapeForTerminal(client.status().message()));
@@ -263,12 +330,47 @@ int Open(unsigned int version, sudo_printf_t plugin_printf, char* const user_inf
     sudo_plugin_event* ev = jitgate_io.event_alloc();
     if (ev != nullptr && ev->set(ev, -1, SUDO_PLUGIN_EV_TIMEOUT, OnFlushTimer, nullptr) == 1) {
       state->timer = ev;
+      // The reader's fd and callback are set when it is added (WatchBroker).
+      state->reader = jitgate_io.event_alloc();
     } else if (ev != nullptr) {
       ev->free(ev);
     }
   }
   g_io = state.release();
+  // The events run once sudo's event loop does (while the command runs).
+  WatchBroker();
   return 1;
+}
+
+// Records the session's end, once: from close(), or from EndNow when sudo
+// will not call close().
+void EndSession(IoState& state, int exit_status, int error) {
+  if (state.client == nullptr || state.ended) return;
+  state.ended = true;
+  wire::CloseSession end = SessionEnd(exit_status, error);
+  end.end_unix_nanos = static_cast<uint64_t>(RealClock()->NowUnixNanos());
+  if (state.terminated) {
+    end.end_reason = "terminated";
+  } else if (!state.failure.empty()) {
+    end.end_reason = "recording failed";
+  }
+  if (state.loop_broken) {
+    // sudo never learnt how the command ended (see EndNow).
+    end.has_exit_status = false;
+    end.exit_status = 0;
+    end.exit_signal.clear();
+  }
+  end.bytes_in = state.bytes_in;
+  end.bytes_out = state.bytes_out;
+  Status s = state.client->Close(end);
+  // After a mid-session failure the user has been told already.
+  if (!s.ok() && state.failure.empty()) {
+    PrintError(state.printf,
+               "jitgate: session end not recorded: " + EscapeForTerminal(s.message()));
+  } else if (s.ok() && !state.client->delivered()) {
+    PrintError(state.printf, "jitgate: session " + state.client->session_id() +
+                                 " kept in the spool until the broker is back");
+  }
 }
 
 void Close(int exit_status, int error) {
@@ -279,31 +381,11 @@ void Close(int exit_status, int error) {
     if (state->timer_armed) state->timer->del(state->timer);
     state->timer->free(state->timer);
   }
-  if (state->client == nullptr) return;
-  wire::CloseSession end = SessionEnd(exit_status, error);
-  end.end_unix_nanos = static_cast<uint64_t>(RealClock()->NowUnixNanos());
-  if (state->terminated) {
-    end.end_reason = "terminated";
-  } else if (!state->failure.empty()) {
-    end.end_reason = "recording failed";
+  if (state->reader != nullptr) {
+    if (state->watched_fd >= 0) state->reader->del(state->reader);
+    state->reader->free(state->reader);
   }
-  if (state->loop_broken) {
-    // sudo never learnt how the command ended (see Record).
-    end.has_exit_status = false;
-    end.exit_status = 0;
-    end.exit_signal.clear();
-  }
-  end.bytes_in = state->bytes_in;
-  end.bytes_out = state->bytes_out;
-  Status s = state->client->Close(end);
-  // After a mid-session failure the user has been told already.
-  if (!s.ok() && state->failure.empty()) {
-    PrintError(state->printf,
-               "jitgate: session end not recorded: " + EscapeForTerminal(s.message()));
-  } else if (s.ok() && !state->client->delivered()) {
-    PrintError(state->printf, "jitgate: session " + state->client->session_id() +
-                                  " kept in the spool until the broker is back");
-  }
+  EndSession(*state, exit_status, error);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sudo_plugin.h>
 #include <sys/wait.h>
 
@@ -18,6 +19,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/base/status_macros.h"
@@ -46,27 +48,41 @@ int FakePrintf(int type, const char* fmt, ...) {
   return n;
 }
 
-// sudo's plugin event, reduced to what a test needs: one timer the test fires.
+// sudo's plugin events, reduced to what a test needs: the plugin's flush
+// timer, which the test fires, and its reader of the broker connection,
+// which the test fires when the connection is readable.
 struct FakeEvent {
   sudo_plugin_event pub;  // first: the plugin sees a pointer to it
   sudo_plugin_ev_callback_t callback = nullptr;
   void* closure = nullptr;
+  int fd = -1;
+  int events = 0;  // 0 until set
   bool added = false;
   timespec timeout{};
   int adds = 0;
 };
-FakeEvent* g_event = nullptr;  // the last one allocated
+std::vector<FakeEvent*> g_events;  // allocated and not yet freed
 int g_events_freed = 0;
+int g_loopbreaks = 0;
 
 FakeEvent* Of(sudo_plugin_event* pev) { return reinterpret_cast<FakeEvent*>(pev); }
-int EvSet(sudo_plugin_event* pev, int /*fd*/, int events, sudo_plugin_ev_callback_t cb,
+int EvSet(sudo_plugin_event* pev, int fd, int events, sudo_plugin_ev_callback_t cb,
           void* closure) {
-  if (events != SUDO_PLUGIN_EV_TIMEOUT) return -1;
-  Of(pev)->callback = cb;
-  Of(pev)->closure = closure;
+  FakeEvent* ev = Of(pev);
+  if (ev->added) return -1;  // sudo_ev_set on an active event is a bug
+  if (events != SUDO_PLUGIN_EV_TIMEOUT &&
+      events != (SUDO_PLUGIN_EV_READ | SUDO_PLUGIN_EV_PERSIST)) {
+    return -1;
+  }
+  if ((events & SUDO_PLUGIN_EV_READ) != 0 && fd < 0) return -1;
+  ev->fd = fd;
+  ev->events = events;
+  ev->callback = cb;
+  ev->closure = closure;
   return 1;
 }
 int EvAdd(sudo_plugin_event* pev, timespec* timeout) {
+  if (Of(pev)->callback == nullptr) return -1;
   Of(pev)->added = true;
   Of(pev)->adds++;
   Of(pev)->timeout = timeout != nullptr ? *timeout : timespec{};
@@ -76,8 +92,9 @@ int EvDel(sudo_plugin_event* pev) {
   Of(pev)->added = false;
   return 1;
 }
+void EvLoopbreak(sudo_plugin_event* /*pev*/) { ++g_loopbreaks; }
 void EvFree(sudo_plugin_event* pev) {
-  if (g_event == Of(pev)) g_event = nullptr;
+  std::erase(g_events, Of(pev));
   ++g_events_freed;
   delete Of(pev);
 }
@@ -87,16 +104,41 @@ sudo_plugin_event* EvAlloc() {
   ev->pub.set = EvSet;
   ev->pub.add = EvAdd;
   ev->pub.del = EvDel;
+  ev->pub.loopbreak = EvLoopbreak;
   ev->pub.free = EvFree;
-  g_event = ev;
+  g_events.push_back(ev);
   return &ev->pub;
+}
+FakeEvent* Timer() {
+  for (FakeEvent* ev : g_events) {
+    if (ev->events == SUDO_PLUGIN_EV_TIMEOUT) return ev;
+  }
+  return nullptr;
+}
+// The reader while it is added (watching the broker connection), else null.
+FakeEvent* Reader() {
+  for (FakeEvent* ev : g_events) {
+    if ((ev->events & SUDO_PLUGIN_EV_READ) != 0 && ev->added) return ev;
+  }
+  return nullptr;
 }
 // Fires the timer as sudo's loop would once it expired.
 void FireTimer() {
-  ASSERT_NE(g_event, nullptr);
-  ASSERT_TRUE(g_event->added);
-  g_event->added = false;
-  g_event->callback(-1, SUDO_PLUGIN_EV_TIMEOUT, g_event->closure);
+  FakeEvent* t = Timer();
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->added);
+  t->added = false;
+  t->callback(-1, SUDO_PLUGIN_EV_TIMEOUT, t->closure);
+}
+// As sudo's loop does: fires the reader if its fd becomes readable within
+// timeout_ms. Returns whether it fired.
+bool FireReaderWhenReadable(int timeout_ms) {
+  FakeEvent* r = Reader();
+  if (r == nullptr) return false;
+  pollfd p{r->fd, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) != 1) return false;
+  r->callback(r->fd, SUDO_PLUGIN_EV_READ, r->closure);
+  return true;
 }
 
 using testonly::Argv;
@@ -104,6 +146,13 @@ using testonly::Argv;
 // What the scripted broker does with a recording connection.
 struct RecorderScript {
   bool drop_after_open = false;  // close the connection (and stop listening) after SessionOpened
+  bool terminate_after_open = false;  // push SessionTerminated (bob) after SessionOpened
+  // Connection 0 is closed after SessionOpened (a broker restart), 1 at once
+  // (not up yet); from 2 on the session must be resumed.
+  bool restart_after_open = false;
+  // If valid: the termination or restart waits for it (the test's go-ahead
+  // once open() has returned).
+  std::shared_future<void> act_when;
   std::shared_ptr<std::promise<void>> first_chunk;  // set when the first chunk arrives
 };
 
@@ -112,6 +161,10 @@ struct RecorderScript {
 // CloseSession answered SessionClosed with the chunks received.
 FakeBroker::Script Jitgated(RecorderScript how = {}) {
   return [how](FakeBrokerConnection& c) -> Status {
+    if (how.restart_after_open && c.index() == 1) {
+      c.Close();
+      return OkStatus();
+    }
     RETURN_IF_ERROR(c.Handshake().status());
     ASSIGN_OR_RETURN(wire::Message m, c.Read());
     if (auto* submit = std::get_if<wire::SubmitRequest>(&m)) {
@@ -120,14 +173,31 @@ FakeBroker::Script Jitgated(RecorderScript how = {}) {
       c.WaitForClientClose(1000);
       return OkStatus();
     }
-    if (!std::holds_alternative<wire::OpenSession>(m)) {
+    auto* open = std::get_if<wire::OpenSession>(&m);
+    if (open == nullptr) {
       return InternalError("expected OpenSession, got " + wire::MessageTypeName(wire::TypeOf(m)));
+    }
+    if (how.restart_after_open && c.index() >= 2 && open->session != "s1abc") {
+      return InternalError("connection " + std::to_string(c.index()) + " did not resume s1abc");
     }
     RETURN_IF_ERROR(c.Send(wire::SessionOpened{"s1abc", 0}));
     if (how.drop_after_open) {
       c.broker().StopListening();
       c.Close();
       return OkStatus();
+    }
+    if ((how.restart_after_open && c.index() == 0) || how.terminate_after_open) {
+      if (how.act_when.valid() &&
+          how.act_when.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+        return DeadlineExceededError("the test never said go");
+      }
+    }
+    if (how.restart_after_open && c.index() == 0) {
+      c.Close();
+      return OkStatus();
+    }
+    if (how.terminate_after_open) {
+      RETURN_IF_ERROR(c.Send(wire::SessionTerminated{"bob", "wrong host"}));
     }
     uint64_t chunks = 0;
     while (true) {
@@ -165,8 +235,9 @@ class IoPluginTest : public ::testing::Test {
     ASSERT_NE(io_, nullptr) << dlerror();
     ASSERT_NE(approval_, nullptr) << dlerror();
     io_->event_alloc = nullptr;  // tests that want events install EvAlloc
-    g_event = nullptr;
+    g_events.clear();
     g_events_freed = 0;
+    g_loopbreaks = 0;
   }
   void TearDown() override { g_printed = nullptr; }
 
@@ -389,7 +460,9 @@ TEST_F(IoPluginTest, UnreachableBrokerRefusesTheCommand) {
 }
 
 TEST_F(IoPluginTest, RecordingFailureMidSessionRejectsEverythingAfter) {
-  FakeBroker broker(Jitgated({.drop_after_open = true, .first_chunk = nullptr}));
+  RecorderScript how;
+  how.drop_after_open = true;
+  FakeBroker broker(Jitgated(how));
   // Without a terminal: open() adds no resize record, and so does not look
   // at the connection before the first data arrives.
   ASSERT_EQ(Open(broker.socket_path(), {"timeout=2"}, /*tty=*/false), 1)
@@ -420,28 +493,133 @@ TEST_F(IoPluginTest, RecordingFailureMidSessionRejectsEverythingAfter) {
 TEST_F(IoPluginTest, QuietSessionIsFlushedByTheTimer) {
   auto first = std::make_shared<std::promise<void>>();
   std::future<void> arrived = first->get_future();
-  FakeBroker broker(Jitgated({.drop_after_open = false, .first_chunk = first}));
+  RecorderScript how;
+  how.first_chunk = first;
+  FakeBroker broker(Jitgated(how));
   io_->event_alloc = EvAlloc;
   // A long interval: only the timer flushes, however slow this machine is.
   ASSERT_EQ(Open(broker.socket_path(), {"flush=60000"}), 1);
-  ASSERT_NE(g_event, nullptr);
-  EXPECT_FALSE(g_event->added);  // nothing pending yet: no timer
+  FakeEvent* timer = Timer();
+  ASSERT_NE(timer, nullptr);
+  EXPECT_FALSE(timer->added);  // nothing pending yet: no timer
+  ASSERT_NE(Reader(), nullptr);  // the broker connection is watched from the start
   const char* err = nullptr;
   EXPECT_EQ(io_->log_ttyout("$ ", 2, &err), 1);
-  ASSERT_TRUE(g_event->added);
-  EXPECT_EQ(g_event->timeout.tv_sec, 60);
-  EXPECT_EQ(g_event->timeout.tv_nsec, 0);
+  ASSERT_TRUE(timer->added);
+  EXPECT_EQ(timer->timeout.tv_sec, 60);
+  EXPECT_EQ(timer->timeout.tv_nsec, 0);
   EXPECT_EQ(io_->log_ttyout("x", 1, &err), 1);
-  EXPECT_EQ(g_event->adds, 1);  // armed once while pending
+  EXPECT_EQ(timer->adds, 1);  // armed once while pending
   FireTimer();
   EXPECT_EQ(arrived.wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  EXPECT_FALSE(g_event->added);  // not re-armed until there is more
+  EXPECT_FALSE(timer->added);  // not re-armed until there is more
   io_->close(W_EXITCODE(0, 0), 0);
-  EXPECT_EQ(g_events_freed, 1);
+  EXPECT_EQ(g_events_freed, 2);
+  EXPECT_EQ(g_loopbreaks, 0);
   ASSERT_TRUE(broker.WaitUntilFinished(1));
   Seen seen = Collect(broker);
   ASSERT_GE(seen.records.size(), 3u);
   EXPECT_EQ(seen.records[1].data, Bytes({'$', ' '}));
+  EXPECT_THAT(broker.ScriptErrors(), IsEmpty());
+}
+
+// A `jitgate terminate` reaches a session that prints nothing (an idle root
+// shell): sudo's loop is broken at once, which makes sudo kill the command.
+TEST_F(IoPluginTest, TerminateEndsAQuietSessionAtOnce) {
+  std::promise<void> go;
+  RecorderScript how;
+  how.terminate_after_open = true;
+  how.act_when = go.get_future().share();
+  FakeBroker broker(Jitgated(how));
+  io_->event_alloc = EvAlloc;
+  ASSERT_EQ(Open(broker.socket_path()), 1);
+  go.set_value();
+  ASSERT_NE(Reader(), nullptr);
+  ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the termination never arrived";
+  EXPECT_EQ(g_loopbreaks, 1);
+  EXPECT_EQ(Errors(), "jitgate: session terminated by bob: wrong host\n");
+  EXPECT_EQ(Reader(), nullptr);  // nothing more to hear
+  const char* err = nullptr;
+  EXPECT_EQ(io_->log_ttyin("ls\r", 3, &err), 0);
+  EXPECT_STREQ(err, "jitgate: session terminated by bob: wrong host");
+  io_->close(W_EXITCODE(1, SIGKILL), 0);  // what sudo reports after a loopbreak
+  EXPECT_EQ(g_loopbreaks, 1);
+  EXPECT_EQ(g_events_freed, 2);
+  ASSERT_TRUE(broker.WaitUntilFinished(1));
+  Seen seen = Collect(broker);
+  ASSERT_EQ(seen.closes.size(), 1u);
+  EXPECT_EQ(seen.closes[0].end_reason, "terminated");
+  EXPECT_FALSE(seen.closes[0].has_exit_status);  // sudo cannot know it
+  EXPECT_EQ(seen.closes[0].bytes_in, 0u);  // the rejected input was not recorded
+  for (const Status& e : broker.ScriptErrors()) ADD_FAILURE() << e.ToString();
+}
+
+// Without a terminal sudo (exec_nopty) does not call close() after its loop
+// was broken: the end is recorded before the loop is.
+TEST_F(IoPluginTest, TerminateWithoutATerminalRecordsTheEndAtOnce) {
+  std::promise<void> go;
+  RecorderScript how;
+  how.terminate_after_open = true;
+  how.act_when = go.get_future().share();
+  FakeBroker broker(Jitgated(how));
+  io_->event_alloc = EvAlloc;
+  ASSERT_EQ(Open(broker.socket_path(), {}, /*tty=*/false), 1);
+  const char* err = nullptr;
+  EXPECT_EQ(io_->log_stdout("started\n", 8, &err), 1);
+  go.set_value();
+  ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the termination never arrived";
+  EXPECT_EQ(g_loopbreaks, 1);
+  ASSERT_TRUE(broker.WaitUntilFinished(1));  // closed before sudo kills the command
+  Seen seen = Collect(broker);
+  ASSERT_EQ(seen.closes.size(), 1u);
+  EXPECT_EQ(seen.closes[0].end_reason, "terminated");
+  EXPECT_FALSE(seen.closes[0].has_exit_status);
+  EXPECT_EQ(seen.closes[0].bytes_out, 8u);
+  ASSERT_FALSE(seen.records.empty());
+  EXPECT_EQ(seen.records.back().data, Bytes({'s', 't', 'a', 'r', 't', 'e', 'd', '\n'}));
+  // Should a later sudo call close() after all, nothing is sent twice.
+  io_->close(0, 0);
+  EXPECT_EQ(Collect(broker).closes.size(), 1u);
+  EXPECT_EQ(Errors(), "jitgate: session terminated by bob: wrong host\n");
+  for (const Status& e : broker.ScriptErrors()) ADD_FAILURE() << e.ToString();
+}
+
+// The broker restarts while the session is quiet: the closed connection is
+// let go (no failure: the broker is not back yet), retried on the timer, and
+// the session is resumed as soon as the broker answers, before any I/O.
+TEST_F(IoPluginTest, QuietSessionIsResumedSoonAfterTheBrokerIsBack) {
+  std::promise<void> go;
+  RecorderScript how;
+  how.restart_after_open = true;
+  how.act_when = go.get_future().share();
+  FakeBroker broker(Jitgated(how));
+  io_->event_alloc = EvAlloc;
+  ASSERT_EQ(Open(broker.socket_path()), 1) << Errors();
+  go.set_value();
+  ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the closed connection was not noticed";
+  EXPECT_EQ(Reader(), nullptr);
+  ASSERT_NE(Timer(), nullptr);
+  EXPECT_TRUE(Timer()->added);  // retrying
+  EXPECT_EQ(Errors(), "");
+  for (int i = 0; i < 200 && Reader() == nullptr; ++i) {  // at most 10 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (Timer()->added) FireTimer();
+  }
+  ASSERT_NE(Reader(), nullptr) << "not resumed";
+  EXPECT_EQ(broker.connections(), 3);  // the refused try, then the resume
+  EXPECT_EQ(Errors(), "");
+  EXPECT_EQ(g_loopbreaks, 0);
+  const char* err = nullptr;
+  EXPECT_EQ(io_->log_ttyout("after", 5, &err), 1);
+  io_->close(W_EXITCODE(0, 0), 0);
+  ASSERT_TRUE(broker.WaitUntilFinished(3));
+  Seen seen = Collect(broker);
+  ASSERT_EQ(seen.opens.size(), 2u);
+  EXPECT_EQ(seen.opens[1].session, "s1abc");
+  ASSERT_EQ(seen.closes.size(), 1u);
+  EXPECT_EQ(seen.closes[0].end_reason, "closed");
+  ASSERT_FALSE(seen.records.empty());
+  EXPECT_EQ(seen.records.back().data, Bytes({'a', 'f', 't', 'e', 'r'}));
   EXPECT_THAT(broker.ScriptErrors(), IsEmpty());
 }
 

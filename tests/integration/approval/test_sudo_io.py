@@ -281,6 +281,83 @@ class SudoIoTest(harness.IntegrationTest):
         self.assertEqual(len(self.sessions()), 1)
         self.assert_store_verifies()
 
+    # ---- the broker heard while the session is quiet ----
+
+    def quiet_command(self, name):
+        """A command that prints one line, then is quiet for 120 s, then marks."""
+        marker = os.path.join(self.cwd, name)
+        return marker, ["-n", "/bin/sh", "-c", "echo started; sleep 120; touch " + marker]
+
+    def live_session_id(self):
+        live = harness.wait_for(lambda: next((x for x in self.sessions() if not x["ended"]),
+                                             None), 10, "the live session in the store")
+        return live["id"]
+
+    def terminate(self, sid):
+        p = self.broker.cli("root", "terminate", sid, "--comment", "wrong host", check=True)
+        self.assertEqual(p.stdout, "session %s terminated\n" % sid)
+
+    def assert_ended_as_terminated(self, sid, marker):
+        self.assertFalse(os.path.exists(marker), "the command outlived its termination")
+        ended = harness.wait_for(
+            lambda: next((x for x in self.sessions() if x["id"] == sid and x["ended"]), None),
+            15, "session_end of the terminated session")
+        self.assertEqual(ended["end_reason"], "terminated")
+        self.assertIn("started", self.raw(sid))
+        self.assert_store_verifies()
+
+    def test_terminate_ends_a_quiet_command_at_once(self):
+        # Nothing is printed after the first line, so no I/O callback would
+        # notice the termination: the plugin hears the broker in sudo's loop.
+        self.broker.start()
+        marker, argv = self.quiet_command("terminated-marker")
+        c = Background(as_user("alice", ["sudo"] + argv), self.dir, "sudo-quiet", cwd=self.cwd,
+                       env=user_env("alice"))
+        self.bg.append(c)
+        harness.wait_for(lambda: "started" in c.stdout, 20, "the command's first line")
+        sid = self.live_session_id()
+        self.terminate(sid)
+        rc = c.wait(30)  # not the 120 s of the sleep
+        self.assertNotEqual(rc, 0, c.describe())
+        self.assertIn("jitgate: session terminated by root: wrong host", c.stderr, c.describe())
+        self.assert_ended_as_terminated(sid, marker)
+
+    def test_terminate_ends_a_quiet_command_at_once_on_a_pty(self):
+        pexpect = self.need_pexpect()
+        self.broker.start()
+        marker, argv = self.quiet_command("terminated-pty-marker")
+        child = self.sudo_pty(pexpect, argv)
+        child.expect_exact("started")
+        sid = self.live_session_id()
+        self.terminate(sid)
+        child.expect_exact("jitgate: session terminated by root: wrong host", timeout=30)
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+        self.assertNotEqual(child.exitstatus, 0)
+        self.assert_ended_as_terminated(sid, marker)
+
+    def test_quiet_session_resumes_after_a_broker_restart(self):
+        # The broker restarts while the session prints nothing: the plugin
+        # resumes it within seconds of the broker being back (before, it did
+        # so only at the session's next I/O), so a termination reaches it.
+        pexpect = self.need_pexpect()
+        self.broker.start()
+        marker, argv = self.quiet_command("restart-marker")
+        child = self.sudo_pty(pexpect, argv)
+        child.expect_exact("started")
+        sid = self.live_session_id()
+        self.broker.stop()
+        self.broker.start()
+        harness.wait_for(lambda: "session %s resumed" % sid in read(self.broker.log_path), 15,
+                         "the quiet session resumed after the restart")
+        self.terminate(sid)
+        child.expect_exact("jitgate: session terminated by root: wrong host", timeout=30)
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+        self.assertNotEqual(child.exitstatus, 0)
+        self.assertNotIn("recording failed", child.before)
+        self.assert_ended_as_terminated(sid, marker)
+
     def test_broker_lost_mid_session_ends_the_command(self):
         self.broker.start()
         marker = os.path.join(self.cwd, "late-marker")
