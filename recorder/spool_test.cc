@@ -694,6 +694,54 @@ TEST_F(SpoolForwardTest, TheBrokerComesBackMidSessionAndTheRecorderCatchesUp) {
   ExpectRecords(s, 10);
 }
 
+// Without a spool, with resume_when_idle (the sudo plugin): a broker that
+// goes away while the session is quiet is no failure; the session is resumed
+// on a Tick once the broker is back, and nothing is lost or doubled.
+TEST_F(SpoolForwardTest, WithoutASpoolAQuietSessionIsLetGoAndResumedWhenTheBrokerIsBack) {
+  StartBroker();
+  RecordingClientOptions o = ClientOptions();
+  o.spool_dir.clear();
+  o.resume_when_idle = true;
+  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(o, Meta()));
+  const std::string id = client->session_id();
+  ASSERT_OK(AddRecords(*client, 0, 3));
+  StopBroker();
+  ASSERT_OK(client->Tick());  // the closed connection is let go
+  EXPECT_FALSE(client->connected());
+  ASSERT_OK(client->Tick());  // tried again: still away, still no failure
+  EXPECT_FALSE(client->connected());
+  EXPECT_THAT(client->disconnect_reason(), HasSubstr("jitgated.sock"));
+  StartBroker();  // restores the open session
+  ASSERT_OK(client->Tick());
+  EXPECT_TRUE(client->connected());
+  EXPECT_EQ(client->disconnect_reason(), "");
+  ASSERT_OK(AddRecords(*client, 3, 5));
+  ASSERT_OK(client->Close(wire::CloseSession{}));
+  EXPECT_TRUE(client->delivered());
+  const uint64_t chunks = client->chunks_sent();
+  StopBroker();
+  Stored s = ReadStore(id);
+  EXPECT_EQ(s.start_events, 1u);
+  EXPECT_EQ(s.info.chunks, chunks);
+  ExpectRecords(s, 5);
+}
+
+// ... but data to send while the broker is still away gets the one
+// reconnect, and fails the session when that fails (no spool to keep it).
+TEST_F(SpoolForwardTest, WithoutASpoolASendWhileTheBrokerIsAwayFailsTheSession) {
+  StartBroker();
+  RecordingClientOptions o = ClientOptions();
+  o.spool_dir.clear();
+  o.resume_when_idle = true;
+  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(o, Meta()));
+  ASSERT_OK(AddRecords(*client, 0, 2));
+  StopBroker();
+  ASSERT_OK(client->Tick());
+  EXPECT_FALSE(client->connected());
+  EXPECT_THAT(AddRecords(*client, 2, 3),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("reconnecting")));
+}
+
 TEST_F(SpoolForwardTest, AFullSpoolRefusesNewSessionsUnlessAllowed) {
   WriteFile(spool_ + "/leftover.spool", Bytes(4096, 'x'));
   RecordingClientOptions o = ClientOptions();
