@@ -356,22 +356,27 @@ void Listener::AcceptAll() {
 
 void Listener::Spawn(UniqueFd conn, const std::string& peer) {
   const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
+  pid_t pid;
+  {
+    // The lock is held across fork and insert: the child may exec, connect
+    // to the broker and send before fork returns here, and whoever then asks
+    // IsSessionProcess about it waits for the lock and finds it in the set.
+    // The child is ours and unreaped, so its pid cannot be reused until we
+    // reap it. (The child's copy of the locked mutex is never touched: it
+    // only execs.)
+    std::lock_guard<std::mutex> lock(mu_);
+    pid = ::fork();
+    if (pid == 0) {
+      ExecSession(argv_.data(), conn.get(), devnull_.get(), parent, max_fd_,
+                  exec_failed_message_);
+    }
+    if (pid > 0) live_.insert(pid);
+  }
   if (pid < 0) {
     std::fprintf(stderr,
                  "jitgated: bastion: cannot start a session for %s: fork: %s\n",
                  peer.c_str(), Errno(errno).c_str());
     return;
-  }
-  if (pid == 0) {
-    ExecSession(argv_.data(), conn.get(), devnull_.get(), parent, max_fd_,
-                exec_failed_message_);
-  }
-  // The child is ours and unreaped: its pid cannot be reused until we reap
-  // it, so it may enter the set now, before it can have connected anywhere.
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    live_.insert(pid);
   }
   Child child;
   child.pid = pid;

@@ -18,7 +18,9 @@
 // users. That is safe only while such a pid cannot belong to anybody else: a
 // child's pid stays allocated until its parent reaps it, and the listener
 // removes the pid from its set *before* reaping it. So a pid is in the set only
-// while it names our unreaped child.
+// while it names our unreaped child. It enters the set under the same lock
+// as the fork, so a session process is in the set before anybody can ask
+// about anything it sent.
 #ifndef JITGATE_BROKER_BASTION_LISTENER_H_
 #define JITGATE_BROKER_BASTION_LISTENER_H_
 
