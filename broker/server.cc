@@ -1896,7 +1896,9 @@ void Server::OnSessionData(Conn& c, const wire::SessionData& m) {
     return;
   }
   LiveSession& live = it->second;
-  StatusOr<recorder::Chunk> chunk = recorder::DecodeChunk(m.chunk);
+  // Checked as strictly as a reader will decode it, but the records are not
+  // built: the body is stored as it came.
+  StatusOr<recorder::ChunkHeader> chunk = recorder::ValidateChunk(m.chunk);
   if (!chunk.ok()) {
     SendError(c, wire::ErrorCode::kMalformed, "transcript chunk: " + chunk.status().message());
     return;
