@@ -1707,6 +1707,10 @@ Status Server::SaveSessions() {
   for (const std::string& id : sessions_touched_) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) continue;  // ended: saved when it ended
+    // Every turn that stored chunks comes here: a saved session only needs
+    // its next_index, the first turn inserts it.
+    ASSIGN_OR_RETURN(bool saved, db_->SaveSessionProgress(id, it->second.next_index));
+    if (saved) continue;
     RETURN_IF_ERROR(db_->SaveSession(
         {id, it->second.start_json, it->second.next_index, false, it->second.broker_named}));
   }
@@ -1896,7 +1900,9 @@ void Server::OnSessionData(Conn& c, const wire::SessionData& m) {
     return;
   }
   LiveSession& live = it->second;
-  StatusOr<recorder::Chunk> chunk = recorder::DecodeChunk(m.chunk);
+  // Checked as strictly as a reader will decode it, but the records are not
+  // built: the body is stored as it came.
+  StatusOr<recorder::ChunkHeader> chunk = recorder::ValidateChunk(m.chunk);
   if (!chunk.ok()) {
     SendError(c, wire::ErrorCode::kMalformed, "transcript chunk: " + chunk.status().message());
     return;

@@ -284,6 +284,8 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
       "VALUES(?1, ?2, ?3, (SELECT COALESCE(MAX(changed_seq), 0) + 1 FROM requests), ?4)",
       &s->save_));
   RETURN_IF_ERROR(s->Prepare("SELECT 1 FROM requests WHERE id = ?1", &s->exists_));
+  RETURN_IF_ERROR(
+      s->Prepare("UPDATE sessions SET ended = 0, next_index = ?2 WHERE id = ?1", &s->progress_));
   return s;
 }
 
@@ -291,6 +293,7 @@ StateDb::~StateDb() {
   Rollback();
   sqlite3_finalize(save_);
   sqlite3_finalize(exists_);
+  sqlite3_finalize(progress_);
   sqlite3_close(db_);
 }
 
@@ -618,6 +621,17 @@ Status StateDb::SaveSession(const SavedSession& session) {
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("saving session " + id);
   return OkStatus();
+}
+
+StatusOr<bool> StateDb::SaveSessionProgress(std::string_view id, uint64_t next_index) {
+  RETURN_IF_ERROR(Begin());
+  sqlite3_reset(progress_);
+  sqlite3_bind_text(progress_, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(progress_, 2, AsSql(next_index));
+  int rc = sqlite3_step(progress_);
+  sqlite3_reset(progress_);
+  if (rc != SQLITE_DONE) return Error("saving session " + std::string(id));
+  return sqlite3_changes(db_) > 0;
 }
 
 StatusOr<std::vector<StateDb::SavedSession>> StateDb::LoadOpenSessions() {

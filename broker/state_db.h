@@ -111,6 +111,11 @@ class StateDb {
   // Inserts the session, or updates ended and next_index of a saved one
   // (start_json and broker_named are written once), in the open transaction.
   Status SaveSession(const SavedSession& session);
+  // What SaveSession does for a saved session that has not ended (ended =
+  // false, next_index), for the broker's every turn with transcript chunks:
+  // one prepared UPDATE, in the open transaction. False, with nothing
+  // written, if no session of this id is saved (SaveSession inserts it).
+  StatusOr<bool> SaveSessionProgress(std::string_view id, uint64_t next_index);
   // Sessions not yet ended, oldest first.
   StatusOr<std::vector<SavedSession>> LoadOpenSessions();
   StatusOr<bool> SessionExists(std::string_view id);
@@ -131,6 +136,7 @@ class StateDb {
   sqlite3* db_;
   sqlite3_stmt* save_ = nullptr;
   sqlite3_stmt* exists_ = nullptr;
+  sqlite3_stmt* progress_ = nullptr;
   bool in_transaction_ = false;
 };
 

@@ -266,6 +266,39 @@ TEST(StateDbTest, FindsSessionsByIdPrefix) {
   EXPECT_TRUE(none.empty());
 }
 
+// SaveSessionProgress writes what SaveSession would for an open session,
+// and nothing for one never saved.
+TEST(StateDbTest, SessionProgressUpdatesOnlySavedSessions) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir.Join("jitgated.db")));
+  ASSERT_OK_AND_ASSIGN(bool saved, db->SaveSessionProgress("k3n8v2x9q4m1", 7));
+  EXPECT_FALSE(saved);
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(bool exists, db->SessionExists("k3n8v2x9q4m1"));
+  EXPECT_FALSE(exists);
+
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 0, false, true}));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{\"b\":2}", 2, false, false}));
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(saved, db->SaveSessionProgress("k3n8v2x9q4m1", 7));
+  EXPECT_TRUE(saved);
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> open, db->LoadOpenSessions());
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_EQ(open[0].id, "k3n8v2x9q4m1");
+  EXPECT_EQ(open[0].next_index, 7u);
+  EXPECT_EQ(open[0].start_json, "{\"a\":1}");  // written once
+  EXPECT_TRUE(open[0].broker_named);
+  EXPECT_EQ(open[1].next_index, 2u);  // the other session is untouched
+
+  // Like SaveSession, it is part of the open transaction.
+  ASSERT_OK_AND_ASSIGN(saved, db->SaveSessionProgress("k3n8v2x9q4m1", 9));
+  EXPECT_TRUE(saved);
+  db->Rollback();
+  ASSERT_OK_AND_ASSIGN(open, db->LoadOpenSessions());
+  EXPECT_EQ(open[0].next_index, 7u);
+}
+
 TEST(StateDbTest, SchemaThreeSessionsAreUpgradedAsSpooled) {
   // A session table as schema 3 wrote it, with one open session: who named
   // it is unknown, so it must not look broker-named (never ended as lost).

@@ -2,6 +2,8 @@
 // (docs/recording-format.md). Properties, beyond not crashing:
 //   * a plain body DecodeChunk accepts re-encodes to exactly the same bytes
 //     (the encoding is canonical), and DecodeChunkHeader agrees with it;
+//   * ValidateChunk (the broker's check) fails exactly where DecodeChunk
+//     does, with the same status, and agrees with DecodeChunkHeader;
 //   * a compressed body's records, compressed again, decode to the same
 //     chunk (zstd output is not unique, so bytes are not compared);
 //   * ChunkBuilder, fed the decoded records, produces chunks that decode to
@@ -48,7 +50,11 @@ std::vector<Unit> Units(const std::vector<Record>& records) {
 void CheckChunk(ByteSpan body) {
   StatusOr<Chunk> c = DecodeChunk(body);
   StatusOr<ChunkHeader> h = DecodeChunkHeader(body);
+  // The broker's check accepts and rejects exactly what a reader decodes.
+  StatusOr<ChunkHeader> checked = ValidateChunk(body);
+  Check(checked.status() == c.status());
   if (!c.ok()) return;
+  Check(*checked == *h);
   Check(h.ok() && h->session == c->session && h->index == c->index &&
         h->base_ns == c->records.front().time_ns);
   if (h->encoding == ChunkEncoding::kPlain) {

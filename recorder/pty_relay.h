@@ -47,7 +47,12 @@
 
 namespace jitgate::recorder {
 
-inline constexpr size_t kRelayBufferSize = 16 * 1024;  // < kMaxRecordData
+// The most one turn of the relay reads from a source (a pty hands over at
+// most 4 KiB per read; the relay reads on until this much or nothing is
+// left) and so the largest record it makes: one record per turn, one poll,
+// one write on, one queue entry.
+inline constexpr size_t kRelayBufferSize = 32 * 1024;
+static_assert(kRelayBufferSize <= kMaxRecordData, "a full read is one record");
 
 struct RelayOptions {
   // The program to execv and its argv (argv[0] may be "-bash" for a login

@@ -122,6 +122,13 @@ struct ChunkHeader {
   ChunkEncoding encoding = ChunkEncoding::kPlain;
   friend bool operator==(const ChunkHeader&, const ChunkHeader&) = default;
 };
+// ValidateChunk checks a body exactly as DecodeChunk does (it accepts the
+// same bodies and fails with the same status on the others) and returns its
+// header, without building the records: for the broker, which stores the
+// body as it came once it is known to decode. A compressed body is
+// decompressed into a buffer the calling thread keeps for the next call
+// (at most kMaxChunkRecords bytes).
+StatusOr<ChunkHeader> ValidateChunk(ByteSpan body);
 // DecodeChunkHeader checks and returns the header only (magic, session id,
 // index, base_ns) and the body-size cap; the records are not looked at, so a
 // body it accepts may still fail DecodeChunk. For indexing and for routing a

@@ -73,6 +73,20 @@ Bytes Header(std::string_view id = "ab", uint64_t index = 0, uint64_t base = 0) 
   return w.Release();
 }
 
+// ValidateChunk accepts exactly the bodies DecodeChunk accepts, with the
+// same header, and rejects the others with the same status.
+void ExpectValidateAgrees(ByteSpan body) {
+  StatusOr<Chunk> decoded = DecodeChunk(body);
+  StatusOr<ChunkHeader> checked = ValidateChunk(body);
+  EXPECT_EQ(checked.status(), decoded.status());
+  if (!decoded.ok() || !checked.ok()) return;
+  ASSERT_OK_AND_ASSIGN(ChunkHeader h, DecodeChunkHeader(body));
+  EXPECT_EQ(*checked, h);
+  EXPECT_EQ(checked->session, decoded->session);
+  EXPECT_EQ(checked->index, decoded->index);
+  EXPECT_EQ(checked->base_ns, decoded->records.front().time_ns);
+}
+
 Chunk Sample() {
   Chunk c;
   c.session = "s1abc";
@@ -167,6 +181,7 @@ TEST(ChunkTest, TruncationAtEveryByte) {
   for (size_t n = 0; n < body.size(); ++n) {
     SCOPED_TRACE("prefix of " + std::to_string(n) + " bytes");
     StatusOr<Chunk> got = DecodeChunk(ByteSpan(body.data(), n));
+    ExpectValidateAgrees(ByteSpan(body.data(), n));
     auto end = std::find(ends.begin(), ends.end(), n);
     if (end != ends.end()) {
       ASSERT_OK(got);
@@ -246,6 +261,7 @@ TEST(ChunkTest, MalformedRejectedPrecisely) {
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(__FILE__) + ":" + std::to_string(c.line));
     EXPECT_THAT(DecodeChunk(c.body), StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.want)));
+    ExpectValidateAgrees(c.body);
   }
   // The largest varint that fits is accepted: delta 2^63-1 from base 0.
   Bytes max_delta =
@@ -419,6 +435,33 @@ TEST(CompressedChunkTest, RoundTrip) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("exceed kMaxChunkRecords")));
 }
 
+// Decompression reuses one buffer per thread: a smaller chunk after a larger
+// one, and a frame that decompresses to less than raw_length, never read
+// what an earlier chunk left there.
+TEST(CompressedChunkTest, ReusedBufferHoldsOnlyThisChunk) {
+  Chunk big{"z9", 0, {}};
+  for (int i = 0; i < 6; ++i) big.records.push_back(Out(10 * i, Text(kMaxRecordData, i)));
+  Chunk small{"z9", 1, {Out(100, "hello"), In(200, "x")}};
+  ASSERT_OK_AND_ASSIGN(Bytes big_body, EncodeChunk(big, ChunkEncoding::kZstd));
+  ASSERT_OK_AND_ASSIGN(Bytes small_body, EncodeChunk(small, ChunkEncoding::kZstd));
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_OK_AND_ASSIGN(ChunkHeader hb, ValidateChunk(big_body));
+    EXPECT_EQ(hb.index, 0u);
+    ASSERT_OK_AND_ASSIGN(Chunk back_small, DecodeChunk(small_body));
+    EXPECT_EQ(back_small, small);
+    ASSERT_OK_AND_ASSIGN(ChunkHeader hs, ValidateChunk(small_body));
+    EXPECT_EQ(hs, (ChunkHeader{"z9", 1, 100, ChunkEncoding::kZstd}));
+    ASSERT_OK_AND_ASSIGN(Chunk back_big, DecodeChunk(big_body));
+    EXPECT_EQ(back_big, big);
+  }
+  // A frame holding fewer bytes than raw_length, once the buffer holds a
+  // big chunk's records: refused, as by DecodeChunk.
+  ASSERT_OK(ValidateChunk(big_body));
+  const Bytes lying = ZHeader(1000, Zstd({0x02, 0x00, 0x01, 'h'}));
+  EXPECT_THAT(ValidateChunk(lying), StatusIs(StatusCode::kInvalidArgument, HasSubstr("raw_length")));
+  ExpectValidateAgrees(lying);
+}
+
 TEST(CompressedChunkTest, DecoderRejects) {
   // Records: output "hi" at +0.
   const Bytes raw = {0x02, 0x00, 0x02, 'h', 'i'};
@@ -459,6 +502,7 @@ TEST(CompressedChunkTest, DecoderRejects) {
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(__FILE__) + ":" + std::to_string(c.line));
     EXPECT_THAT(DecodeChunk(c.body), StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.want)));
+    ExpectValidateAgrees(c.body);
   }
   // The header alone still decodes (the records are not looked at).
   ASSERT_OK_AND_ASSIGN(ChunkHeader h, DecodeChunkHeader(ZHeader(0, frame)));
@@ -479,6 +523,7 @@ void Collect(const std::vector<Bytes>& bodies, Built* out, const std::string& se
     EXPECT_LE(b.size(), kMaxChunkBody);
     StatusOr<Chunk> c = DecodeChunk(b);
     ASSERT_OK(c);
+    ExpectValidateAgrees(b);
     EXPECT_EQ(c->session, session);
     EXPECT_EQ(c->index, out->chunks.size());
     out->sizes.push_back(b.size());
