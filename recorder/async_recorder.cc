@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <system_error>
@@ -13,6 +14,10 @@
 #include "recorder/recording_client.h"
 
 namespace jitgate::recorder {
+
+namespace {
+constexpr int kWorkerNice = 10;
+}  // namespace
 
 Status RecordingClientSink::Add(Record record) { return client_->Add(std::move(record)); }
 Status RecordingClientSink::Flush() { return client_->Flush(); }
@@ -184,6 +189,12 @@ void AsyncRecorder::Idle() {
 }
 
 void AsyncRecorder::Run() {
+  // The relay is a chain of waits (the writer, the kernel's tty flush, the
+  // relay's read); the worker only has to keep up on average, and the bounded
+  // queue makes the relay wait for it if it does not. At nice 10 it runs in
+  // the time the chain leaves idle instead of pre-empting a link of it (a
+  // linux thread's own nice; a failure changes nothing but speed).
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
   std::deque<Op> batch;
   while (true) {
     {

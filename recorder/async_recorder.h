@@ -8,7 +8,8 @@
 // order they were queued, and reads what the sink's connection has to say
 // (acknowledgements, a termination) while it is idle. Records wake an idle
 // worker only in batches (wake_bytes); the relay's Flush, every 200 ms while
-// output flows, wakes it at once.
+// output flows, wakes it at once. The worker runs at nice 10, in the time the
+// relay's chain of waits leaves idle.
 //
 // Memory stays bounded and a slow store still slows the session: Add blocks
 // while the queue holds max_queued_bytes of record data (a record is always
@@ -94,7 +95,7 @@ struct AsyncRecorderOptions {
   // is queued (a Flush, Tick, Finish or a full queue wake it at once), so
   // that a stream of small records does not cost a wake-up each. The sink
   // sends nothing before a chunk fills or a Flush anyway.
-  size_t wake_bytes = 64 * 1024;
+  size_t wake_bytes = 512 * 1024;
   // Tests: called on the producer's thread each time Add starts waiting
   // for room in the queue.
   std::function<void()> on_queue_full;
