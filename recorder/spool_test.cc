@@ -460,6 +460,14 @@ class SpoolForwardTest : public ::testing::Test {
 
   void TearDown() override { StopBroker(); }
 
+  // No spool, resume_when_idle (the sudo plugin's options).
+  RecordingClientOptions IdleResumeOptions() {
+    RecordingClientOptions o = ClientOptions();
+    o.spool_dir.clear();
+    o.resume_when_idle = true;
+    return o;
+  }
+
   RecordingClientOptions ClientOptions() {
     RecordingClientOptions o;
     o.socket_path = socket_;
@@ -699,10 +707,7 @@ TEST_F(SpoolForwardTest, TheBrokerComesBackMidSessionAndTheRecorderCatchesUp) {
 // on a Tick once the broker is back, and nothing is lost or doubled.
 TEST_F(SpoolForwardTest, WithoutASpoolAQuietSessionIsLetGoAndResumedWhenTheBrokerIsBack) {
   StartBroker();
-  RecordingClientOptions o = ClientOptions();
-  o.spool_dir.clear();
-  o.resume_when_idle = true;
-  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(o, Meta()));
+  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(IdleResumeOptions(), Meta()));
   const std::string id = client->session_id();
   ASSERT_OK(AddRecords(*client, 0, 3));
   StopBroker();
@@ -730,10 +735,7 @@ TEST_F(SpoolForwardTest, WithoutASpoolAQuietSessionIsLetGoAndResumedWhenTheBroke
 // reconnect, and fails the session when that fails (no spool to keep it).
 TEST_F(SpoolForwardTest, WithoutASpoolASendWhileTheBrokerIsAwayFailsTheSession) {
   StartBroker();
-  RecordingClientOptions o = ClientOptions();
-  o.spool_dir.clear();
-  o.resume_when_idle = true;
-  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(o, Meta()));
+  ASSERT_OK_AND_ASSIGN(auto client, RecordingClient::Open(IdleResumeOptions(), Meta()));
   ASSERT_OK(AddRecords(*client, 0, 2));
   StopBroker();
   ASSERT_OK(client->Tick());

@@ -148,20 +148,33 @@ void EndNow() {
   g_io->timer->loopbreak(g_io->timer);
 }
 
-// The broker has spoken (an acknowledgement, a termination) or closed the
-// connection: read it now, even if the session is quiet.
-void OnBrokerReadable(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
+// Runs an event callback's body: events cannot report errors, so the first
+// failure (out of memory included) is kept for the next data callback, and
+// one that ended recording ends the session now (EndNow).
+template <typename Body>
+void InEvent(Body body) noexcept {
   try {
     if (g_io == nullptr || g_io->client == nullptr) return;
-    if (g_io->failure.empty()) {
-      if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
-    }
+    body();
     if (g_io->failure.empty()) CheckTerminated();
     WatchBroker();
     if (!g_io->failure.empty()) EndNow();
   } catch (...) {
     if (g_io != nullptr && g_io->failure.empty()) g_io->failure = "jitgate: out of memory";
   }
+}
+
+// Tick reads what the broker sent or, while it is away, tries it again
+// (paced by RecordingClient).
+void TickBroker() {
+  if (!g_io->failure.empty()) return;
+  if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
+}
+
+// The broker has spoken (an acknowledgement, a termination) or closed the
+// connection: read it now, even if the session is quiet.
+void OnBrokerReadable(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
+  InEvent(TickBroker);
 }
 
 // Keeps the read event on the connection the client has now (a reconnect
@@ -170,40 +183,28 @@ void OnBrokerReadable(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
 void WatchBroker() {
   if (g_io->reader == nullptr) return;
   int fd = g_io->failure.empty() ? g_io->client->fd() : -1;
-  if (fd == g_io->watched_fd) {
-    if (fd < 0 && g_io->failure.empty()) ArmTimer();
-    return;
-  }
-  if (g_io->watched_fd >= 0) g_io->reader->del(g_io->reader);
-  g_io->watched_fd = -1;
-  if (fd >= 0 &&
-      g_io->reader->set(g_io->reader, fd, SUDO_PLUGIN_EV_READ | SUDO_PLUGIN_EV_PERSIST,
-                        OnBrokerReadable, nullptr) == 1 &&
-      g_io->reader->add(g_io->reader, nullptr) == 1) {
-    g_io->watched_fd = fd;
+  if (fd != g_io->watched_fd) {
+    if (g_io->watched_fd >= 0) g_io->reader->del(g_io->reader);
+    g_io->watched_fd = -1;
+    if (fd >= 0 &&
+        g_io->reader->set(g_io->reader, fd, SUDO_PLUGIN_EV_READ | SUDO_PLUGIN_EV_PERSIST,
+                          OnBrokerReadable, nullptr) == 1 &&
+        g_io->reader->add(g_io->reader, nullptr) == 1) {
+      g_io->watched_fd = fd;
+    }
   }
   if (fd < 0 && g_io->failure.empty()) ArmTimer();
 }
 
+// Flushes what is pending; while the broker is away (spool mode, or a
+// connection it closed while the session was quiet) tries it again, and
+// WatchBroker keeps the timer running until it is back.
 void OnFlushTimer(int /*fd*/, int /*what*/, void* /*closure*/) noexcept {
-  try {
-    if (g_io == nullptr || g_io->client == nullptr) return;
+  InEvent([] {
     g_io->timer_armed = false;
     if (g_io->failure.empty() && g_io->pending) FlushNow(Steady::now());
-    if (g_io->failure.empty()) CheckTerminated();
-    // The broker is away (spool mode, or a connection it closed while the
-    // session was quiet): try it again now and then (Tick paces the
-    // attempts); WatchBroker keeps the timer running until it is back.
-    if (g_io->failure.empty() && !g_io->client->connected()) {
-      if (Status s = g_io->client->Tick(); !s.ok()) Fail(RecordingFailed(s));
-      if (g_io->failure.empty()) CheckTerminated();
-    }
-    WatchBroker();
-    if (!g_io->failure.empty()) EndNow();
-  } catch (...) {
-    // Out of memory: the next data callback reports it and rejects.
-    if (g_io != nullptr && g_io->failure.empty()) g_io->failure = "jitgate: out of memory";
-  }
+    if (!g_io->client->connected()) TickBroker();
+  });
 }
 
 void ArmTimer() {

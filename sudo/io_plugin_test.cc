@@ -150,9 +150,11 @@ struct RecorderScript {
   // Connection 0 is closed after SessionOpened (a broker restart), 1 at once
   // (not up yet); from 2 on the session must be resumed.
   bool restart_after_open = false;
-  // If valid: the termination or restart waits for it (the test's go-ahead
-  // once open() has returned).
-  std::shared_future<void> act_when;
+  // The termination or restart waits for Go(), the test's go-ahead once
+  // open() has returned (copies of the script share it).
+  std::shared_ptr<std::promise<void>> go = std::make_shared<std::promise<void>>();
+  std::shared_future<void> act_when = go->get_future().share();
+  void Go() const { go->set_value(); }
   std::shared_ptr<std::promise<void>> first_chunk;  // set when the first chunk arrives
 };
 
@@ -187,8 +189,7 @@ FakeBroker::Script Jitgated(RecorderScript how = {}) {
       return OkStatus();
     }
     if ((how.restart_after_open && c.index() == 0) || how.terminate_after_open) {
-      if (how.act_when.valid() &&
-          how.act_when.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      if (how.act_when.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
         return DeadlineExceededError("the test never said go");
       }
     }
@@ -526,14 +527,12 @@ TEST_F(IoPluginTest, QuietSessionIsFlushedByTheTimer) {
 // A `jitgate terminate` reaches a session that prints nothing (an idle root
 // shell): sudo's loop is broken at once, which makes sudo kill the command.
 TEST_F(IoPluginTest, TerminateEndsAQuietSessionAtOnce) {
-  std::promise<void> go;
   RecorderScript how;
   how.terminate_after_open = true;
-  how.act_when = go.get_future().share();
   FakeBroker broker(Jitgated(how));
   io_->event_alloc = EvAlloc;
   ASSERT_EQ(Open(broker.socket_path()), 1);
-  go.set_value();
+  how.Go();
   ASSERT_NE(Reader(), nullptr);
   ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the termination never arrived";
   EXPECT_EQ(g_loopbreaks, 1);
@@ -557,16 +556,14 @@ TEST_F(IoPluginTest, TerminateEndsAQuietSessionAtOnce) {
 // Without a terminal sudo (exec_nopty) does not call close() after its loop
 // was broken: the end is recorded before the loop is.
 TEST_F(IoPluginTest, TerminateWithoutATerminalRecordsTheEndAtOnce) {
-  std::promise<void> go;
   RecorderScript how;
   how.terminate_after_open = true;
-  how.act_when = go.get_future().share();
   FakeBroker broker(Jitgated(how));
   io_->event_alloc = EvAlloc;
   ASSERT_EQ(Open(broker.socket_path(), {}, /*tty=*/false), 1);
   const char* err = nullptr;
   EXPECT_EQ(io_->log_stdout("started\n", 8, &err), 1);
-  go.set_value();
+  how.Go();
   ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the termination never arrived";
   EXPECT_EQ(g_loopbreaks, 1);
   ASSERT_TRUE(broker.WaitUntilFinished(1));  // closed before sudo kills the command
@@ -588,14 +585,12 @@ TEST_F(IoPluginTest, TerminateWithoutATerminalRecordsTheEndAtOnce) {
 // let go (no failure: the broker is not back yet), retried on the timer, and
 // the session is resumed as soon as the broker answers, before any I/O.
 TEST_F(IoPluginTest, QuietSessionIsResumedSoonAfterTheBrokerIsBack) {
-  std::promise<void> go;
   RecorderScript how;
   how.restart_after_open = true;
-  how.act_when = go.get_future().share();
   FakeBroker broker(Jitgated(how));
   io_->event_alloc = EvAlloc;
   ASSERT_EQ(Open(broker.socket_path()), 1) << Errors();
-  go.set_value();
+  how.Go();
   ASSERT_TRUE(FireReaderWhenReadable(5000)) << "the closed connection was not noticed";
   EXPECT_EQ(Reader(), nullptr);
   ASSERT_NE(Timer(), nullptr);
