@@ -337,9 +337,7 @@ Status RecordingClient::ConnectSpooled(int64_t timeout_ms, bool* refused) {
 }
 
 Status RecordingClient::Lost(const Status& why) {
-  client_.reset();
-  down_reason_ = why.message();
-  next_retry_ns_ = NowNs() + options_.retry_interval_ms * 1'000'000;
+  Release(why);
   // A broken or silent connection: the spool keeps the session. Anything
   // else (a broker that answers nonsense) ends it.
   if (why.code() == StatusCode::kUnavailable || why.code() == StatusCode::kDeadlineExceeded ||

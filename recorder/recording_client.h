@@ -165,7 +165,8 @@ class RecordingClient {
   // Before a send: connects again if the connection was let go (once per
   // call); FailedPrecondition if it is closed for good.
   Status EnsureConnected();
-  // resume_when_idle: lets a closed connection go (see the file comment).
+  // Lets a closed connection go until the next try, retry_interval_ms from
+  // now (spool mode, and resume_when_idle: see the file comment).
   void Release(const Status& why);
   // Drops acknowledged chunks up to next_index.
   void Acknowledge(uint64_t next_index);
