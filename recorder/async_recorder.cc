@@ -114,6 +114,11 @@ std::optional<Termination> AsyncRecorder::terminated() const {
   return terminated_;
 }
 
+bool AsyncRecorder::idle_for_testing() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return idle_;
+}
+
 Status AsyncRecorder::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   return error_;

@@ -141,6 +141,10 @@ class AsyncRecorder {
   // decides the line to show; see terminated()).
   void Bind(RelayOptions* relay);
 
+  // Whether the worker is waiting for a wake-up (tests only: wake_bytes is
+  // about an idle worker, and a worker that is busy takes whatever is queued).
+  bool idle_for_testing() const;
+
  private:
   enum class OpType { kRecord, kFlush, kTick };
   struct Op {

@@ -277,13 +277,22 @@ TEST(AsyncRecorderTest, PublishesTerminationFromAdd) {
   EXPECT_EQ(rec->terminated()->by, "alice");
 }
 
-// An idle worker is woken by records once wake_bytes of them are queued.
+// An idle worker is left idle by records below wake_bytes and woken once
+// wake_bytes of them are queued. (The test waits for the worker to be idle
+// first: a worker that has not yet gone idle takes whatever is queued.)
 TEST(AsyncRecorderTest, WakesForABatchOfRecords) {
   FakeSink sink;
   AsyncRecorderOptions o;
   o.wake_bytes = 2048;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<AsyncRecorder> rec, AsyncRecorder::Start(&sink, o));
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (!rec->idle_for_testing() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(rec->idle_for_testing());
   ASSERT_OK(rec->Add(Output(std::string(1024, 'a'))));
+  EXPECT_TRUE(rec->idle_for_testing());
+  EXPECT_EQ(sink.adds(), 0);
   ASSERT_OK(rec->Add(Output(std::string(1024, 'b'))));
   ASSERT_TRUE(sink.WaitForAdds(2));
   ASSERT_OK(rec->Finish());
