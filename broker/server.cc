@@ -294,6 +294,9 @@ int Server::NextTimeoutMs() {
     int64_t at = LostDeadline(live->second);
     if (!next.has_value() || at < *next) next = at;
   }
+  if (!awaited_sessions_.empty() && (!next.has_value() || next_peer_check_ < *next)) {
+    next = next_peer_check_;
+  }
   if (!next.has_value() || *next > next_prune_) next = next_prune_;
   int64_t ms = (*next - now + 999'999) / 1'000'000;
   if (ms < 0) ms = 0;
@@ -421,6 +424,7 @@ void Server::RunTimers() {
       NotifyFollowers(id, false);
     }
   }
+  CheckAwaitedSessions(now);
   EndLostSessions(now);
   if (now >= next_prune_) {
     PruneFinished();
@@ -1637,17 +1641,25 @@ Status Server::RestoreSessions() {
     live.start_json = std::move(s.start_json);
     live.next_index = s.next_index;
     live.broker_named = s.broker_named;
-    // Nothing is connected yet: its recorder has the grace from now. Not a
-    // sudo session: the sudo plugin reconnects only at its session's next
-    // I/O, which for an idle `sudo -i` may be hours away; it waits for that,
-    // as before (a sudo plugin that dies while the broker runs is still
-    // ended after the grace).
-    if (live.broker_named && live.info.recorder != "sudo") {
+    live.recorder_process = std::move(s.recorder_process);
+    // Nothing is connected yet: its recorder has the grace from now. A sudo
+    // session waits as long as its sudo process runs: a sudo started before
+    // an upgrade runs the older plugin it loaded, which resumes only at the
+    // session's next I/O (an idle `sudo -i` may take hours). Once that
+    // process is gone (now or later: CheckAwaitedSessions), it has the grace
+    // too; one whose process is unknown waits (a sudo plugin that dies
+    // while the broker runs is still ended after the grace).
+    if (live.broker_named) {
       live.lost_unix_nanos = Now();
-      unresumed_sessions_.insert(s.id);
+      if (live.info.recorder != "sudo") {
+        unresumed_sessions_.insert(s.id);
+      } else if (!live.recorder_process.empty()) {
+        awaited_sessions_.insert(s.id);
+      }
     }
     sessions_[s.id] = std::move(live);
   }
+  CheckAwaitedSessions(Now());
   if (!open.empty()) {
     Log("restored " + std::to_string(open.size()) + " open recorded sessions; recorders may "
         "resume (those without a spool within " + RecorderGraceText() + ")");
@@ -1658,7 +1670,8 @@ Status Server::RestoreSessions() {
 Status Server::WriteSessionEnd(const std::string& id, LiveSession& live) {
   std::string end_json = recorder::SessionEndJson(live.info);
   sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(end_json));
-  return db_->SaveSession({id, live.start_json, live.next_index, true, live.broker_named});
+  return db_->SaveSession(
+      {id, live.start_json, live.next_index, true, live.broker_named, live.recorder_process});
 }
 
 int64_t Server::LostDeadline(const LiveSession& live) const {
@@ -1667,6 +1680,32 @@ int64_t Server::LostDeadline(const LiveSession& live) const {
 
 std::string Server::RecorderGraceText() const {
   return FormatSeconds((config_.broker.recorder_resume_grace.count() + kSecond - 1) / kSecond);
+}
+
+void Server::CheckAwaitedSessions(int64_t now) {
+  if (awaited_sessions_.empty() || now < next_peer_check_) return;
+  next_peer_check_ = now + options_.peer_check_interval_nanos;
+  for (auto it = awaited_sessions_.begin(); it != awaited_sessions_.end();) {
+    auto live = sessions_.find(*it);
+    if (live == sessions_.end() || live->second.fd >= 0) {  // ended, or resumed
+      it = awaited_sessions_.erase(it);
+      continue;
+    }
+    std::optional<PeerProcess> p = DecodePeerProcess(live->second.recorder_process);
+    if (p.has_value() && !PeerProcessGone(*p)) {
+      ++it;
+      continue;
+    }
+    // Nothing can resume it now: the grace, from now, as for any recorder
+    // that went away.
+    live->second.lost_unix_nanos = now;
+    unresumed_sessions_.insert(*it);
+    Log("session " + *it + " of " + live->second.info.user + ": its sudo process" +
+            (p.has_value() ? " (pid " + std::to_string(p->pid) + ")" : std::string()) +
+            " is gone; ended as recorder lost unless resumed within " + RecorderGraceText(),
+        LogFields{.user = live->second.info.user, .session = *it});
+    it = awaited_sessions_.erase(it);
+  }
 }
 
 void Server::EndLostSessions(int64_t now) {
@@ -1711,8 +1750,8 @@ Status Server::SaveSessions() {
     // its next_index, the first turn inserts it.
     ASSIGN_OR_RETURN(bool saved, db_->SaveSessionProgress(id, it->second.next_index));
     if (saved) continue;
-    RETURN_IF_ERROR(db_->SaveSession(
-        {id, it->second.start_json, it->second.next_index, false, it->second.broker_named}));
+    RETURN_IF_ERROR(db_->SaveSession({id, it->second.start_json, it->second.next_index, false,
+                                      it->second.broker_named, it->second.recorder_process}));
   }
   sessions_touched_.clear();
   return OkStatus();
@@ -1827,6 +1866,7 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
       }
       live.fd = c.fd.get();
       unresumed_sessions_.erase(m.session);
+      awaited_sessions_.erase(m.session);
       c.session_id = m.session;
       Log("session " + m.session + " resumed by " + c.peer_label + " at chunk " +
           std::to_string(live.next_index));
@@ -1882,6 +1922,10 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
   }
   live.fd = c.fd.get();
   live.broker_named = m.session.empty();
+  if (live.broker_named) {
+    live.recorder_process = EncodePeerProcess(
+        options_.describe_peer ? options_.describe_peer(c.peer.pid) : DescribePeerProcess(c.peer.pid));
+  }
   if (bastion_peer) live.opener_pid = c.peer.pid;
   sink_.Append(static_cast<uint8_t>(store::EntryType::kAuditEvent), AsBytes(live.start_json));
   c.session_id = id;

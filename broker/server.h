@@ -31,6 +31,7 @@
 #include "broker/config.h"
 #include "broker/daemon_log.h"
 #include "broker/lifecycle.h"
+#include "broker/peer_process.h"
 #include "broker/state_db.h"
 #include "broker/store_audit.h"
 #include "core/base/clock.h"
@@ -78,6 +79,14 @@ struct ServerOptions {
   // at each message, never cached: such a peer may file service "bastion"
   // requests and record "bastion" sessions for any user, and nothing else.
   std::function<bool(pid_t)> is_bastion_session;
+  // Describes the process that opens a broker-named session, so that after
+  // a restart its session can stop waiting once that process is gone
+  // (peer_process.h); empty = DescribePeerProcess. Tests describe a process
+  // of their own choosing.
+  std::function<PeerProcess(pid_t)> describe_peer;
+  // How often a restored sudo session that waits for its sudo process looks
+  // whether that process still runs.
+  int64_t peer_check_interval_nanos = int64_t{10} * 1'000'000'000;
   // Reload (SIGHUP, `systemctl reload`): load_config reads and validates the
   // configuration file again; empty = SIGHUP only logs that there is nothing
   // to reload. A new configuration that fails validation or CheckReloadable
@@ -172,6 +181,9 @@ class Server {
   // resume within broker.recorder_resume_grace: session_end "recorder
   // lost" (as `jitgate-rec --forward-spool` closes a dead recorder's spool).
   void EndLostSessions(int64_t now);
+  // Moves the awaited sessions whose sudo process is gone to
+  // unresumed_sessions_, every peer_check_interval_nanos.
+  void CheckAwaitedSessions(int64_t now);
   // When a session without its recorder is ended as lost: its
   // lost_unix_nanos plus the grace now configured (a reload applies to it).
   int64_t LostDeadline(const LiveSession& live) const;
@@ -275,11 +287,20 @@ class Server {
     // Set by TerminateSession: told to the recorder, and again to a
     // recorder that resumes the session.
     std::optional<wire::SessionTerminated> terminated;
+    // EncodePeerProcess of the process that opened a broker-named session;
+    // empty if unknown (saved before schema 5, or another pid namespace).
+    std::string recorder_process;
   };
   std::map<std::string, LiveSession> sessions_;
   // Broker-named sessions without a connection: ended as "recorder lost" at
   // LostDeadline unless a recorder resumes them first.
   std::set<std::string> unresumed_sessions_;
+  // Restored sudo sessions that wait for their sudo process (it may be
+  // quiet for hours) as long as it runs: looked at every
+  // peer_check_interval_nanos, and moved to unresumed_sessions_ (the grace,
+  // from then) once it is gone.
+  std::set<std::string> awaited_sessions_;
+  int64_t next_peer_check_ = 0;
   std::set<std::string> sessions_touched_;
   std::set<int> ack_due_;  // recording connections owed a SessionAck this turn
   std::set<int> terminate_due_;  // recording connections to tell SessionTerminated

@@ -96,6 +96,13 @@ class BrokerServerTest : public ::testing::Test {
     opts.log_events = getenv("JITGATE_TEST_LOG") != nullptr;
     opts.resume_grace_nanos = grace_nanos_;
     opts.is_bastion_session = is_bastion_session_;
+    if (describe_peer_as_ != nullptr) {
+      opts.describe_peer = [this](pid_t pid) {
+        const pid_t as = describe_peer_as_->load();
+        return DescribePeerProcess(as != 0 ? as : pid);
+      };
+    }
+    opts.peer_check_interval_nanos = peer_check_interval_nanos_;
     opts.load_config = load_config_;
     if (with_health_) {
       metrics_ = std::make_unique<BrokerMetrics>("0.1.0", 1767225600, config_.ca.has_value());
@@ -171,6 +178,10 @@ class BrokerServerTest : public ::testing::Test {
   std::string ca_yaml_;       // a `ca:` section, or ""
   std::string broker_extra_;  // more `broker:` keys, each "  key: value\n"
   std::function<bool(pid_t)> is_bastion_session_;  // ServerOptions::is_bastion_session
+  // When set, a broker-named session is described as opened by the process
+  // it holds (0: the real peer), and peer checks run this often.
+  std::atomic<pid_t>* describe_peer_as_ = nullptr;
+  int64_t peer_check_interval_nanos_ = int64_t{10} * 1'000'000'000;
   std::function<StatusOr<LoadedConfig>()> load_config_;  // ServerOptions::load_config
   std::string yaml_;       // the configuration Start() parsed
   pid_t server_tid_ = 0;   // the thread in Run(), which reads the signalfd
@@ -1082,6 +1093,86 @@ TEST_F(BrokerRecordingTest, ARestoredSessionWithoutASpoolHasTheGraceFromTheStart
   ExpectStoreVerifies();
 }
 
+// A process that sleeps until killed, to stand for a sudo process; killed
+// at the latest when the test ends.
+class Sleeper {
+ public:
+  Sleeper() : pid_(::fork()) {
+    if (pid_ == 0) {
+      ::execl("/bin/sleep", "sleep", "600", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Sleeper() { Kill(); }
+  pid_t pid() const { return pid_; }
+  bool Kill() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    const bool ok = ::kill(pid_, SIGKILL) == 0 && ::waitpid(pid_, &status, 0) == pid_;
+    pid_ = 0;
+    return ok;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+// A restored sudo session waits for its sudo process as long as that runs
+// (an older plugin resumes only at its session's next I/O), and has the
+// grace once it is gone: at the start, or when a later check finds it gone.
+TEST_F(BrokerRecordingTest, ARestoredSudoSessionWaitsOnlyWhileItsSudoProcessRuns) {
+  broker_extra_ = "  recorder_resume_grace: 200ms\n";
+  std::atomic<pid_t> as{0};
+  describe_peer_as_ = &as;
+  peer_check_interval_nanos_ = 50'000'000;
+  Sleeper dies_while_stopped;
+  Sleeper dies_later;
+  ASSERT_GT(dies_while_stopped.pid(), 0);
+  ASSERT_GT(dies_later.pid(), 0);
+  Start("policies: []\n");
+  wire::Client c1 = Connect();
+  as = dies_while_stopped.pid();
+  const std::string gone_id = OpenAndStream(c1, "", 1, "sudo");
+  wire::Client c2 = Connect();
+  as = dies_later.pid();
+  const std::string later_id = OpenAndStream(c2, "", 2, "sudo");
+  wire::Client c3 = Connect();
+  as = 0;  // this test's own process, which runs throughout
+  const std::string running_id = OpenAndStream(c3, "", 1, "sudo");
+  ASSERT_FALSE(gone_id.empty());
+  ASSERT_FALSE(later_id.empty());
+  ASSERT_FALSE(running_id.empty());
+  StopServer();
+  ASSERT_TRUE(dies_while_stopped.Kill());
+  Start("policies: []\n");
+  ASSERT_TRUE(WaitEnded(gone_id));
+  EXPECT_EQ(Stored(gone_id)->end_reason, "recorder lost");
+  EXPECT_EQ(Stored(gone_id)->chunks, 1u);
+  // Many checks later, the two whose process runs still wait.
+  usleep(500'000);
+  EXPECT_FALSE(Stored(later_id)->ended);
+  EXPECT_FALSE(Stored(running_id)->ended);
+  ASSERT_TRUE(dies_later.Kill());
+  ASSERT_TRUE(WaitEnded(later_id));
+  EXPECT_EQ(Stored(later_id)->end_reason, "recorder lost");
+  EXPECT_EQ(Stored(later_id)->chunks, 2u);
+  EXPECT_FALSE(Stored(running_id)->ended);
+  // The one still running resumes when its plugin comes back.
+  wire::Client again = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message resumed, Resume(again, running_id));
+  ASSERT_TRUE(std::holds_alternative<wire::SessionOpened>(resumed))
+      << wire::MessageTypeName(wire::TypeOf(resumed));
+  EXPECT_EQ(std::get<wire::SessionOpened>(resumed).next_index, 1u);
+  // A session that has ended stays ended.
+  wire::Client late = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message refused, Resume(late, later_id));
+  ASSERT_TRUE(std::holds_alternative<wire::Error>(refused));
+  EXPECT_EQ(std::get<wire::Error>(refused).code, wire::ErrorCode::kNotPending);
+  StopServer();
+  describe_peer_as_ = nullptr;
+  ExpectStoreVerifies();
+}
+
 TEST_F(BrokerRecordingTest, ChunksAreAcknowledgedWhenDurableAndReadBackExactly) {
   Start("policies: []\n");
   wire::Client c = Connect();
@@ -1456,7 +1547,7 @@ TEST_F(BrokerTerminateTest, UnknownShortAmbiguousAndEndedSessions) {
       info.host = info.target = "db1";
       info.login = "alice";
       ASSERT_OK(db->SaveSession({id, recorder::SessionStartJson(info), 0,
-                                 std::string_view(id) != "k3n9openopen", false}));
+                                 std::string_view(id) != "k3n9openopen", false, ""}));
     }
     ASSERT_OK(db->Commit());
   }

@@ -275,9 +275,19 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
         "COMMIT;"));
     ASSIGN_OR_RETURN(schema, read_schema());
   }
-  if (schema != "4") {
+  if (schema == "4") {
+    // Schema 5: the process that opened each session. Sessions saved before
+    // have none: restored, they wait for their recorder as before.
+    RETURN_IF_ERROR(s->Exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE sessions ADD COLUMN recorder_process TEXT NOT NULL DEFAULT '';"
+        "UPDATE meta SET value='5' WHERE key='schema';"
+        "COMMIT;"));
+    ASSIGN_OR_RETURN(schema, read_schema());
+  }
+  if (schema != "5") {
     return FailedPreconditionError("state database " + path + " has schema '" + schema +
-                                   "'; this jitgated understands schemas 1 to 4");
+                                   "'; this jitgated understands schemas 1 to 5");
   }
   RETURN_IF_ERROR(s->Prepare(
       "INSERT OR REPLACE INTO requests(id, state, created_ns, changed_seq, body) "
@@ -606,8 +616,9 @@ Status StateDb::SaveSession(const SavedSession& session) {
   RETURN_IF_ERROR(Begin());
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "INSERT INTO sessions(id, ended, next_index, start_json, seq, broker_named) "
-      "VALUES(?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions), ?5) "
+      "INSERT INTO sessions(id, ended, next_index, start_json, seq, broker_named, "
+      "  recorder_process) "
+      "VALUES(?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM sessions), ?5, ?6) "
       "ON CONFLICT(id) DO UPDATE SET ended = ?2, next_index = ?3",
       &stmt));
   const std::string& id = session.id;
@@ -617,6 +628,8 @@ Status StateDb::SaveSession(const SavedSession& session) {
   sqlite3_bind_text(stmt, 4, session.start_json.data(),
                     static_cast<int>(session.start_json.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int(stmt, 5, session.broker_named ? 1 : 0);
+  sqlite3_bind_text(stmt, 6, session.recorder_process.data(),
+                    static_cast<int>(session.recorder_process.size()), SQLITE_TRANSIENT);
   int rc = sqlite3_step(stmt);
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("saving session " + id);
@@ -637,15 +650,15 @@ StatusOr<bool> StateDb::SaveSessionProgress(std::string_view id, uint64_t next_i
 StatusOr<std::vector<StateDb::SavedSession>> StateDb::LoadOpenSessions() {
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "SELECT id, start_json, next_index, broker_named FROM sessions WHERE ended = 0 "
-      "ORDER BY seq",
+      "SELECT id, start_json, next_index, broker_named, recorder_process FROM sessions "
+      "WHERE ended = 0 ORDER BY seq",
       &stmt));
   std::vector<SavedSession> out;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
                    static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)), false,
-                   sqlite3_column_int(stmt, 3) != 0});
+                   sqlite3_column_int(stmt, 3) != 0, ColumnText(stmt, 4)});
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("loading sessions");
@@ -659,7 +672,7 @@ StatusOr<std::vector<StateDb::SavedSession>> StateDb::FindSessions(std::string_v
   const std::string end = std::string(prefix) + "{";
   sqlite3_stmt* stmt = nullptr;
   RETURN_IF_ERROR(Prepare(
-      "SELECT id, start_json, next_index, ended, broker_named FROM sessions "
+      "SELECT id, start_json, next_index, ended, broker_named, recorder_process FROM sessions "
       "WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
       &stmt));
   sqlite3_bind_text(stmt, 1, prefix.data(), static_cast<int>(prefix.size()), SQLITE_TRANSIENT);
@@ -670,7 +683,8 @@ StatusOr<std::vector<StateDb::SavedSession>> StateDb::FindSessions(std::string_v
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     out.push_back({ColumnText(stmt, 0), ColumnText(stmt, 1),
                    static_cast<uint64_t>(sqlite3_column_int64(stmt, 2)),
-                   sqlite3_column_int(stmt, 3) != 0, sqlite3_column_int(stmt, 4) != 0});
+                   sqlite3_column_int(stmt, 3) != 0, sqlite3_column_int(stmt, 4) != 0,
+                   ColumnText(stmt, 5)});
   }
   sqlite3_finalize(stmt);
   if (rc != SQLITE_DONE) return Error("looking up sessions");

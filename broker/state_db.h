@@ -107,9 +107,14 @@ class StateDb {
     // The broker named the session, so its recorder has no spool (one that
     // spools names its own). Sessions saved under schema 3 read false.
     bool broker_named = false;
+    // The process that opened the session (EncodePeerProcess), so that a
+    // restarted broker can tell whether it still runs; empty if unknown
+    // (sessions saved under schema 4, peers in another pid namespace).
+    std::string recorder_process;
   };
   // Inserts the session, or updates ended and next_index of a saved one
-  // (start_json and broker_named are written once), in the open transaction.
+  // (start_json, broker_named and recorder_process are written once), in the
+  // open transaction.
   Status SaveSession(const SavedSession& session);
   // What SaveSession does for a saved session that has not ended (ended =
   // false, next_index), for the broker's every turn with transcript chunks:

@@ -244,9 +244,9 @@ TEST(StateDbTest, CertificatesSerialsAndRevocationsPersist) {
 TEST(StateDbTest, FindsSessionsByIdPrefix) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(dir.Join("jitgated.db")));
-  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 3, false, true}));
-  ASSERT_OK(db->SaveSession({"k3n8zzzzzzzz", "{\"b\":2}", 5, true, false}));
-  ASSERT_OK(db->SaveSession({"k3n9aaaaaaaa", "{}", 0, true, false}));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 3, false, true, "4242 987654 "}));
+  ASSERT_OK(db->SaveSession({"k3n8zzzzzzzz", "{\"b\":2}", 5, true, false, ""}));
+  ASSERT_OK(db->SaveSession({"k3n9aaaaaaaa", "{}", 0, true, false, ""}));
   ASSERT_OK(db->Commit());
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> both, db->FindSessions("k3n8", 10));
   ASSERT_EQ(both.size(), 2u);
@@ -255,6 +255,8 @@ TEST(StateDbTest, FindsSessionsByIdPrefix) {
   EXPECT_EQ(both[0].next_index, 3u);
   EXPECT_EQ(both[0].start_json, "{\"a\":1}");
   EXPECT_TRUE(both[0].broker_named);
+  EXPECT_EQ(both[0].recorder_process, "4242 987654 ");
+  EXPECT_EQ(both[1].recorder_process, "");
   EXPECT_EQ(both[1].id, "k3n8zzzzzzzz");  // 'z' is the last id character
   EXPECT_TRUE(both[1].ended);
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> one, db->FindSessions("k3n8", 1));
@@ -277,8 +279,8 @@ TEST(StateDbTest, SessionProgressUpdatesOnlySavedSessions) {
   ASSERT_OK_AND_ASSIGN(bool exists, db->SessionExists("k3n8v2x9q4m1"));
   EXPECT_FALSE(exists);
 
-  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 0, false, true}));
-  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{\"b\":2}", 2, false, false}));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m1", "{\"a\":1}", 0, false, true, "4242 987654 "}));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{\"b\":2}", 2, false, false, ""}));
   ASSERT_OK(db->Commit());
   ASSERT_OK_AND_ASSIGN(saved, db->SaveSessionProgress("k3n8v2x9q4m1", 7));
   EXPECT_TRUE(saved);
@@ -289,6 +291,7 @@ TEST(StateDbTest, SessionProgressUpdatesOnlySavedSessions) {
   EXPECT_EQ(open[0].next_index, 7u);
   EXPECT_EQ(open[0].start_json, "{\"a\":1}");  // written once
   EXPECT_TRUE(open[0].broker_named);
+  EXPECT_EQ(open[0].recorder_process, "4242 987654 ");
   EXPECT_EQ(open[1].next_index, 2u);  // the other session is untouched
 
   // Like SaveSession, it is part of the open transaction.
@@ -299,35 +302,70 @@ TEST(StateDbTest, SessionProgressUpdatesOnlySavedSessions) {
   EXPECT_EQ(open[0].next_index, 7u);
 }
 
+// A database as an older jitgated left it: sql run on a fresh file, mode 0600.
+void WriteOldDatabase(const std::string& path, const char* sql) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+}
+
 TEST(StateDbTest, SchemaThreeSessionsAreUpgradedAsSpooled) {
   // A session table as schema 3 wrote it, with one open session: who named
   // it is unknown, so it must not look broker-named (never ended as lost).
   TempDir dir;
   const std::string path = dir.Join("jitgated.db");
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw,
-                         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                         "INSERT INTO meta(key, value) VALUES('schema', '3');"
-                         "CREATE TABLE sessions(id TEXT PRIMARY KEY, ended INTEGER NOT NULL,"
-                         "  next_index INTEGER NOT NULL, start_json TEXT NOT NULL,"
-                         "  seq INTEGER NOT NULL);"
-                         "INSERT INTO sessions VALUES('k3n8v2x9q4m1', 0, 4, '{}', 1);",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(raw);
-  sqlite3_close(raw);
-  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_NO_FATAL_FAILURE(WriteOldDatabase(
+      path,
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "INSERT INTO meta(key, value) VALUES('schema', '3');"
+      "CREATE TABLE sessions(id TEXT PRIMARY KEY, ended INTEGER NOT NULL,"
+      "  next_index INTEGER NOT NULL, start_json TEXT NOT NULL,"
+      "  seq INTEGER NOT NULL);"
+      "INSERT INTO sessions VALUES('k3n8v2x9q4m1', 0, 4, '{}', 1);"));
   ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(path));
   ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> open, db->LoadOpenSessions());
   ASSERT_EQ(open.size(), 1u);
   EXPECT_EQ(open[0].next_index, 4u);
   EXPECT_FALSE(open[0].broker_named);
-  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{}", 0, false, true}));
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{}", 0, false, true, ""}));
   ASSERT_OK(db->Commit());
   ASSERT_OK_AND_ASSIGN(open, db->LoadOpenSessions());
   ASSERT_EQ(open.size(), 2u);
   EXPECT_TRUE(open[1].broker_named);
+}
+
+TEST(StateDbTest, SchemaFourSessionsAreUpgradedWithoutARecorderProcess) {
+  // A session table as schema 4 wrote it, with one open broker-named
+  // session: the process that opened it is unknown, so a restarted broker
+  // waits for it as before.
+  TempDir dir;
+  const std::string path = dir.Join("jitgated.db");
+  ASSERT_NO_FATAL_FAILURE(WriteOldDatabase(
+      path,
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "INSERT INTO meta(key, value) VALUES('schema', '4');"
+      "CREATE TABLE sessions(id TEXT PRIMARY KEY, ended INTEGER NOT NULL,"
+      "  next_index INTEGER NOT NULL, start_json TEXT NOT NULL,"
+      "  seq INTEGER NOT NULL, broker_named INTEGER NOT NULL DEFAULT 0);"
+      "INSERT INTO sessions VALUES('k3n8v2x9q4m1', 0, 4, '{}', 1, 1);"));
+  ASSERT_OK_AND_ASSIGN(auto db, StateDb::Open(path));
+  ASSERT_OK_AND_ASSIGN(std::vector<StateDb::SavedSession> open, db->LoadOpenSessions());
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].next_index, 4u);
+  EXPECT_TRUE(open[0].broker_named);
+  EXPECT_EQ(open[0].recorder_process, "");
+  ASSERT_OK(db->SaveSession({"k3n8v2x9q4m2", "{}", 0, false, true, "31337 55 "}));
+  ASSERT_OK(db->Commit());
+  ASSERT_OK_AND_ASSIGN(open, db->LoadOpenSessions());
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_EQ(open[1].recorder_process, "31337 55 ");
+  db.reset();
+  // Opened again: already schema 5, nothing to upgrade.
+  ASSERT_OK_AND_ASSIGN(db, StateDb::Open(path));
+  ASSERT_OK_AND_ASSIGN(open, db->LoadOpenSessions());
+  EXPECT_EQ(open.size(), 2u);
 }
 
 }  // namespace

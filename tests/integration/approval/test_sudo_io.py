@@ -288,6 +288,16 @@ class SudoIoTest(harness.IntegrationTest):
         marker = os.path.join(self.cwd, name)
         return marker, ["-n", "/bin/sh", "-c", "echo started; sleep 120; touch " + marker]
 
+    def quiet_sudo_on_pipes(self, name):
+        """alice's quiet_command(name) under sudo without a terminal, in the
+        background, once it has printed its line: (marker, Background, session id)."""
+        marker, argv = self.quiet_command(name)
+        c = Background(as_user("alice", ["sudo"] + argv), self.dir, name, cwd=self.cwd,
+                       env=user_env("alice"))
+        self.bg.append(c)
+        harness.wait_for(lambda: "started" in c.stdout, 20, "the command's first line")
+        return marker, c, self.live_session_id()
+
     def live_session_id(self):
         live = harness.wait_for(lambda: next((x for x in self.sessions() if not x["ended"]),
                                              None), 10, "the live session in the store")
@@ -310,12 +320,7 @@ class SudoIoTest(harness.IntegrationTest):
         # Nothing is printed after the first line, so no I/O callback would
         # notice the termination: the plugin hears the broker in sudo's loop.
         self.broker.start()
-        marker, argv = self.quiet_command("terminated-marker")
-        c = Background(as_user("alice", ["sudo"] + argv), self.dir, "sudo-quiet", cwd=self.cwd,
-                       env=user_env("alice"))
-        self.bg.append(c)
-        harness.wait_for(lambda: "started" in c.stdout, 20, "the command's first line")
-        sid = self.live_session_id()
+        marker, c, sid = self.quiet_sudo_on_pipes("terminated-marker")
         self.terminate(sid)
         rc = c.wait(30)  # not the 120 s of the sleep
         self.assertNotEqual(rc, 0, c.describe())
@@ -357,6 +362,32 @@ class SudoIoTest(harness.IntegrationTest):
         self.assertNotEqual(child.exitstatus, 0)
         self.assertNotIn("recording failed", child.before)
         self.assert_ended_as_terminated(sid, marker)
+
+    def test_sudo_killed_while_the_broker_is_down_is_ended_as_recorder_lost(self):
+        # A restored sudo session waits for its sudo process (one that runs
+        # an older plugin resumes only at its next I/O); one whose sudo died
+        # while the broker was down is ended after the grace, not left live.
+        text = read(self.broker.config).replace(
+            "  submitters: [root]", "  submitters: [root]\n  recorder_resume_grace: 1s")
+        harness.write(self.broker.config, text)
+        self.broker.start()
+        marker, c, sid = self.quiet_sudo_on_pipes("killed-sudo-marker")
+        harness.wait_for(lambda: "started" in self.raw(sid), 15, "the output in the store")
+        [sudo_pid] = harness.pids_of("/usr/bin/sudo", "root")  # pipes: no monitor process
+        self.broker.stop()
+        os.kill(sudo_pid, signal.SIGKILL)
+        c.wait(30)
+        for pid in harness.pids_of("/usr/bin/dash", "root"):  # the orphaned command
+            if marker in read("/proc/%d/cmdline" % pid):
+                os.kill(pid, signal.SIGKILL)
+        self.broker.start()
+        ended = harness.wait_for(
+            lambda: next((x for x in self.sessions() if x["id"] == sid and x["ended"]), None),
+            30, "session_end of the session whose sudo was killed")
+        self.assertEqual(ended["end_reason"], "recorder lost")
+        self.assertIn("its sudo process (pid %d) is gone" % sudo_pid, read(self.broker.log_path))
+        self.assertIn("started", self.raw(sid))
+        self.assert_store_verifies()
 
     def test_broker_lost_mid_session_ends_the_command(self):
         self.broker.start()
