@@ -997,6 +997,12 @@ Status Session::Audit(const std::string& event, const std::string& detail) {
 // that offered nothing (port scanners) leave no event.
 void Session::AuditRefusedLogin() {
   std::string why = !refusal_.empty() ? refusal_ : auth_error_;
+  if (refusal_.empty() && !auth_error_.empty()) {
+    // Fail() never showed it: a client without keyboard-interactive
+    // (BatchMode, scripts) saw only "Permission denied". The log says why.
+    Log("login of " + person_ + " from " + remote_addr_ + " as " + ssh_user_ + " refused: " +
+        auth_error_ + " (not shown: the client did not go on to keyboard-interactive)");
+  }
   if (why.empty() && !refused_keys_.empty()) {
     why = "offered ";
     for (size_t i = 0; i < refused_keys_.size(); ++i) {

@@ -393,6 +393,15 @@ class BastionTest(harness.IntegrationTest):
         p = self.ssh("deploy", target="nowhere", command="true", batch=False)
         self.assertEqual(p.returncode, 255)
         self.assertIn("unknown target 'nowhere'", p.stderr)
+        # A client in BatchMode never asks for the line: the log has it.
+        p = self.ssh("deploy", target="elsewhere", command="true")
+        self.assertEqual(p.returncode, 255)
+        self.assertIn("Permission denied", p.stderr)
+        harness.wait_for(
+            lambda: "as deploy@elsewhere refused: jitgate: unknown target 'elsewhere' (targets: "
+                    in read(self.broker.log_path), 10, "the refusal in the broker's log")
+        self.assertIn("(not shown: the client did not go on to keyboard-interactive)",
+                      read(self.broker.log_path))
 
     def test_a_key_that_is_not_configured_is_refused(self):
         p = self.ssh("deploy", command="true", user="mallory")
@@ -686,7 +695,10 @@ class BastionTest(harness.IntegrationTest):
         bad = ["session %d: rc %d stdout %r stderr %r" % (i, p.returncode, p.stdout, p.stderr)
                for i, p in results
                if p.returncode != 0 or p.stdout != "concurrent-%d\n%d\n" % (i, 100000 + i)]
-        self.assertEqual(bad, [])
+        # A refused login says why only in the broker's log (BatchMode shows
+        # no keyboard-interactive line).
+        refused = [line for line in read(self.broker.log_path).splitlines() if " refused" in line]
+        self.assertEqual(bad, [], "\n".join(refused))
         ours = [s for s in self.sessions() if s["command"].startswith("echo concurrent-")]
         self.assertEqual(len(ours), 50)
         self.assertTrue(all(s["ended"] and s["exit_status"] == 0 for s in ours))
