@@ -158,6 +158,12 @@ int Serve(const jitgate::broker::LoadedConfig& loaded, const std::string& config
     listener->SetMaxSessions(static_cast<size_t>(next.config.bastion->max_sessions));
     return OkStatus();
   };
+  // A stop ends the bastion's sessions while the loop still serves them, so
+  // that each records its end; the listener kills those that do not end.
+  opts.on_stopping = [&listener] {
+    if (listener != nullptr) listener->BeginStop();
+  };
+  opts.draining = [&listener] { return listener != nullptr && listener->live_sessions() > 0; };
   opts.is_bastion_session = [&listener](pid_t pid) {
     return listener != nullptr && listener->IsSessionProcess(pid);
   };

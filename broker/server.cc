@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "broker/broker_metrics.h"
@@ -33,6 +35,7 @@ constexpr int64_t kSecond = 1'000'000'000;
 constexpr int kMaxEvents = 256;
 // epoll_wait never sleeps longer than this, so a wall-clock step is noticed.
 constexpr int kMaxSleepMs = 10'000;
+constexpr int kDrainPollMs = 50;  // how often a draining stop looks whether it is done
 constexpr int64_t kPruneInterval = 60 * kSecond;
 
 std::string Errno() { return std::strerror(errno); }
@@ -305,8 +308,21 @@ int Server::NextTimeoutMs() {
 
 Status Server::Run() {
   std::vector<epoll_event> events(kMaxEvents);
-  while (!stopping_) {
-    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, NextTimeoutMs());
+  // Set when a stop begins its drain (ServerOptions::on_stopping).
+  std::optional<std::chrono::steady_clock::time_point> drain_until;
+  while (true) {
+    int timeout_ms = NextTimeoutMs();
+    if (stopping_) {
+      if (!drain_until.has_value()) {
+        if (!options_.on_stopping || !options_.draining) break;
+        options_.on_stopping();
+        drain_until = std::chrono::steady_clock::now() +
+                      std::chrono::nanoseconds(options_.drain_nanos);
+      }
+      if (!options_.draining() || std::chrono::steady_clock::now() >= *drain_until) break;
+      timeout_ms = std::min(timeout_ms, kDrainPollMs);
+    }
+    int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) return ErrnoToStatus(errno, "epoll_wait");
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;

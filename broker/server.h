@@ -79,6 +79,13 @@ struct ServerOptions {
   // at each message, never cached: such a peer may file service "bastion"
   // requests and record "bastion" sessions for any user, and nothing else.
   std::function<bool(pid_t)> is_bastion_session;
+  // A stop (SIGTERM, SIGINT, Stop()) first calls on_stopping, then goes on
+  // serving while draining() is true, for at most drain_nanos, so that
+  // what ends on it (the bastion's sessions) can still record its end.
+  // Either may be empty: no drain.
+  std::function<void()> on_stopping;
+  std::function<bool()> draining;
+  int64_t drain_nanos = int64_t{15} * 1'000'000'000;
   // Describes the process that opens a broker-named session, so that after
   // a restart its session can stop waiting once that process is gone
   // (peer_process.h); empty = DescribePeerProcess. Tests describe a process

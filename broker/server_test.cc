@@ -103,6 +103,8 @@ class BrokerServerTest : public ::testing::Test {
       };
     }
     opts.peer_check_interval_nanos = peer_check_interval_nanos_;
+    opts.on_stopping = on_stopping_;
+    opts.draining = draining_;
     opts.load_config = load_config_;
     if (with_health_) {
       metrics_ = std::make_unique<BrokerMetrics>("0.1.0", 1767225600, config_.ca.has_value());
@@ -181,6 +183,8 @@ class BrokerServerTest : public ::testing::Test {
   // When set, a broker-named session is described as opened by the process
   // it holds (0: the real peer), and peer checks run this often.
   std::atomic<pid_t>* describe_peer_as_ = nullptr;
+  std::function<void()> on_stopping_;  // ServerOptions::on_stopping
+  std::function<bool()> draining_;     // ServerOptions::draining
   int64_t peer_check_interval_nanos_ = int64_t{10} * 1'000'000'000;
   std::function<StatusOr<LoadedConfig>()> load_config_;  // ServerOptions::load_config
   std::string yaml_;       // the configuration Start() parsed
@@ -1918,6 +1922,27 @@ TEST_F(BrokerServerTest, StatusAndMetricsFollowTheLoop) {
     EXPECT_THAT(text, HasSubstr(line));
   }
   EXPECT_THAT(text, ::testing::Not(HasSubstr("jitgate_store_append_seconds_count 0\n")));
+}
+
+// A stop with a drain (jitgated's bastion) calls on_stopping once and goes on
+// serving, new connections too, until draining() is false.
+TEST_F(BrokerServerTest, AStopServesOnWhileDraining) {
+  std::atomic<int> stops{0};
+  std::atomic<bool> drain{true};
+  on_stopping_ = [&stops] { ++stops; };
+  draining_ = [&drain] { return drain.load(); };
+  Start("policies: []\n");
+  server_->Stop();
+  for (int i = 0; i < 1000 && stops.load() == 0; ++i) usleep(10'000);
+  ASSERT_EQ(stops.load(), 1);
+  wire::Client c = Connect();
+  ASSERT_OK_AND_ASSIGN(wire::Message m, c.Call(wire::SpoolReport{"db1", 0, 0}, Soon()));
+  EXPECT_TRUE(std::holds_alternative<wire::SpoolReportAck>(m));
+  drain = false;
+  StopServer();  // joins: Run returns once the drain is over
+  EXPECT_EQ(stops.load(), 1);
+  on_stopping_ = nullptr;
+  draining_ = nullptr;
 }
 
 TEST_F(BrokerServerTest, WithoutHealthStatusIsRefusedNotFatal) {

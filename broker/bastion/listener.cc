@@ -232,13 +232,18 @@ StatusOr<std::unique_ptr<Listener>> Listener::Start(
 
 Listener::~Listener() { Stop(); }
 
+void Listener::BeginStop() {
+  const uint64_t one = 1;
+  // An eventfd write of 1 fails only if the counter would overflow, which
+  // also leaves it readable: the thread wakes either way (and a second wake
+  // of a stopping thread changes nothing).
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
 void Listener::Stop() {
   std::lock_guard<std::mutex> lock(stop_mu_);
   if (!thread_.joinable()) return;
-  const uint64_t one = 1;
-  // An eventfd write of 1 fails only if the counter would overflow, which
-  // also leaves it readable: the thread wakes either way.
-  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+  BeginStop();
   thread_.join();
 }
 

@@ -84,6 +84,11 @@ class Listener {
   // unreaped (and leave the live set), so that Stop() always returns.
   // Idempotent and thread-safe.
   void Stop();
+  // What Stop() does, without waiting: the listener's thread goes on to
+  // stop its sessions while the caller keeps serving them (jitgated's loop
+  // records their ends; live_sessions() says when they are gone). Stop()
+  // then joins. Idempotent and thread-safe.
+  void BeginStop();
 
   // True while pid is a session process started by this listener that has
   // not yet been reaped (it may have exited). Thread-safe.

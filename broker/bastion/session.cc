@@ -100,6 +100,12 @@ std::optional<std::string> KeyLineOf(ssh_key key) {
 }
 
 // sshd's LoginGraceTime: the process ends if authentication takes longer.
+// Set by SIGTERM (the broker is stopping): the session ends in its loop,
+// tells the client and records its end while the broker still serves it.
+volatile sig_atomic_t g_stop_requested = 0;
+
+extern "C" void OnStopSignal(int) { g_stop_requested = 1; }
+
 extern "C" void OnGraceAlarm(int) {
   static const char kMsg[] = "jitgated[bastion]: login grace time over before authentication\n";
   ssize_t ignored = write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
@@ -1454,6 +1460,9 @@ int Session::Relay() {
       Finish("terminated", "session terminated by " + *rec_->terminated_by() +
                                (comment.empty() ? "" : ": " + comment));
     }
+    if (g_stop_requested) {
+      Finish("bastion stopped", "the bastion is stopping; the session is closed");
+    }
     if (valid_until_ != 0 && static_cast<uint64_t>(UnixNanos() / 1'000'000'000) >= valid_until_) {
       Finish("expired", "the approval of request " + request_id_ +
                             " has expired; the session is closed");
@@ -1544,6 +1553,12 @@ int Session::Run() {
     }
   }
   signal(SIGPIPE, SIG_IGN);
+  {
+    struct sigaction sa = {};
+    sa.sa_handler = OnStopSignal;  // no SA_RESTART: a poll returns at once
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+  }
   if (options_.grace_alarm) {
     signal(SIGALRM, OnGraceAlarm);
     alarm(static_cast<unsigned>(GraceSeconds()));
@@ -1575,8 +1590,8 @@ int Session::Run() {
   ssh_event ev = ssh_event_new();
   ssh_event_add_session(ev, client_);
   int waited_ms = 0;
-  while (!auth_failed_ && ssh_is_connected(client_)) {
-    if (ssh_event_dopoll(ev, 100) == SSH_ERROR) break;
+  while (!auth_failed_ && ssh_is_connected(client_) && !g_stop_requested) {
+    if (ssh_event_dopoll(ev, 100) == SSH_ERROR && !g_stop_requested) break;
     if (authenticated_ && started_) break;
     if (!rec_error_.ok()) break;
     if (authenticated_) {

@@ -684,6 +684,43 @@ class BastionTest(harness.IntegrationTest):
         self.assertIn("bastion session pid %d from" % pid, log)
         self.assertNotIn("killing", log)
         self.assertNotEqual(c.wait(30), 0)
+        # The broker served the session until it ended: its end is recorded.
+        self.assertNotIn("end not recorded", log)
+        self.assert_ended_in(b, cmd)
+
+    def assert_ended_in(self, broker, command):
+        """broker's store holds the session of command, ended."""
+        p = run([harness.BIN["jitgate"], "sessions", "--json", "--store", broker.store_dir])
+        found = [s for s in json.loads(p.stdout)["sessions"] if s.get("command") == command]
+        self.assertEqual(len(found), 1, p.stdout)
+        self.assertTrue(found[0]["ended"], found[0])
+        return found[0]
+
+    def test_stopping_the_broker_ends_live_sessions_and_records_their_ends(self):
+        # A root broker of its own (the class's broker serves the other tests).
+        d = os.path.join(self.dir, "stopping")
+        port = harness.free_port()
+        b = Broker(d, APPROVERS, POLICIES,
+                   ca={"key": self.ca_key, "max_ttl": "1h", "clock_skew": "0s"},
+                   extra=self.bastion_section(port, self.bastion_key, "nobody"))
+        self.add_diag("stopping jitgated log", lambda: read(b.log_path)[-6000:])
+        self.addCleanup(b.stop)
+        b.start()
+        self.wait_listening(port).close()
+        cmd = "echo started-before-stop; sleep 60"
+        c = Background(self.ssh_argv("deploy", command=cmd, port=port), self.dir, "ssh-root-stop")
+        self.bg.append(c)
+        harness.wait_for(lambda: "started-before-stop" in c.stdout, 30, "the session to start")
+        start = time.monotonic()
+        self.assertEqual(b.stop(), 0, read(b.log_path))
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertNotEqual(c.wait(30), 0)
+        self.assertIn("jitgate: the bastion is stopping; the session is closed", c.stderr,
+                      c.describe())
+        log = read(b.log_path)
+        self.assertNotIn("end not recorded", log)
+        self.assertNotIn("killing", log)
+        self.assertEqual(self.assert_ended_in(b, cmd)["end_reason"], "bastion stopped")
 
     def test_fifty_concurrent_sessions_complete_and_the_store_verifies(self):
         def one(i):
