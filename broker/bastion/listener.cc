@@ -440,8 +440,15 @@ void Listener::Reap(int pidfd) {
   std::fprintf(stderr,
                "jitgated: bastion session pid %d from %s ended (status %s)\n",
                child.pid, child.peer.c_str(), status.c_str());
-  // Closing the pidfd also removes it from the epoll set. Closing the last
-  // copy of the connection closes it for the client.
+  // Out of the epoll set explicitly: closing the pidfd does not remove it
+  // while another copy of it is open, and a child forked a moment ago holds
+  // copies of every descriptor until it execs. The stale registration would
+  // go on reporting this exited child under its fd number, which the next
+  // session's pidfd may then reuse: Reap would take that live session out
+  // of the set and wait for it (seen as a session refused with "not a
+  // bastion session" under load). Closing the last copy of the connection
+  // closes it for the client.
+  (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, pidfd, nullptr);
   child.pidfd.reset();
   child.conn.reset();
   if (options_.on_session_end) options_.on_session_end(child.pid);

@@ -1,6 +1,8 @@
 #include "broker/bastion/listener.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
@@ -11,12 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
+#include <thread>
 
 #include "broker/bastion/privileges_internal.h"
 #include "tests/testing/status_matchers.h"
@@ -204,6 +209,72 @@ TEST_F(ListenerTest, MaxSessionsRefusesTheExtraConnection) {
   const pid_t pid2 = PidOf(ReadLine(again.get()));
   ASSERT_GT(pid2, 0);
   EXPECT_TRUE(l->IsSessionProcess(pid2));
+}
+
+// This process's descriptors that are pidfds, in order.
+std::vector<int> Pidfds() {
+  std::vector<int> out;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    char target[64] = {};
+    const std::string path = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
+    if (n > 0 && std::string(target, static_cast<size_t>(n)) == "anon_inode:[pidfd]") {
+      out.push_back(std::atoi(e->d_name));
+    }
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A child forked a moment before holds a copy of every descriptor until it
+// execs, so closing a reaped session's pidfd does not take it out of the
+// epoll set. If the next session's pidfd gets the same number, the stale
+// registration must not make the listener reap that live session.
+TEST_F(ListenerTest, AStaleCopyOfAReapedPidfdDoesNotEndTheNextSession) {
+  std::unique_ptr<Listener> l = StartListener(Options());
+  ASSERT_NE(l, nullptr);
+  UniqueFd a = Connect(l->port());
+  const pid_t pa = PidOf(ReadLine(a.get()));
+  ASSERT_GT(pa, 0);
+  const std::vector<int> before = Pidfds();
+  ASSERT_EQ(before.size(), 1u);
+  const int slot = before[0];
+  UniqueFd copy(::fcntl(slot, F_DUPFD_CLOEXEC, 1000));  // the forked child's copy
+  ASSERT_TRUE(copy.valid());
+  UniqueFd b(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(b.valid());
+  Send(a.get(), "exit 0\n");
+  ASSERT_TRUE(ended_.WaitFor(pa));
+  // Leave one free number below `slot` (for the accepted connection) and
+  // `slot` itself (for the next pidfd).
+  std::vector<UniqueFd> fill;
+  for (int fd = 0; fd < slot; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0) continue;
+    fill.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_EQ(fill.back().get(), fd);
+  }
+  ASSERT_FALSE(fill.empty()) << "the reaped session's connection freed a number below its pidfd";
+  fill.pop_back();
+  sockaddr_in sin = {};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(l->port());
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(b.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  const pid_t pb = PidOf(ReadLine(b.get()));
+  ASSERT_GT(pb, 0);
+  const std::vector<int> now = Pidfds();
+  ASSERT_EQ(now.size(), 2u);
+  ASSERT_EQ(now[0], slot) << "the next session's pidfd did not reuse the number";
+  // The stale registration reports at once (level-triggered): give it time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(l->IsSessionProcess(pb));
+  EXPECT_EQ(l->live_sessions(), 1u);
+  Send(b.get(), "exit 0\n");
+  ASSERT_TRUE(ended_.WaitFor(pb));
+  EXPECT_FALSE(l->IsSessionProcess(pb));
 }
 
 TEST_F(ListenerTest, StopTerminatesThenKillsLiveSessions) {
