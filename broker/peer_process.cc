@@ -51,11 +51,15 @@ bool IsBootId(std::string_view s) {
   return true;
 }
 
-std::string BootId() {
-  std::optional<std::string> id = ReadProcFile("/proc/sys/kernel/random/boot_id");
-  if (!id.has_value()) return "";
-  if (!id->empty() && id->back() == '\n') id->pop_back();
-  return IsBootId(*id) ? *id : "";
+// This boot's id, read once: it cannot change while the process runs.
+const std::string& BootId() {
+  static const std::string id = [] {
+    std::optional<std::string> read = ReadProcFile("/proc/sys/kernel/random/boot_id");
+    if (!read.has_value()) return std::string();
+    if (!read->empty() && read->back() == '\n') read->pop_back();
+    return IsBootId(*read) ? *read : std::string();
+  }();
+  return id;
 }
 
 uint64_t StartTicks(pid_t pid) {
@@ -121,7 +125,7 @@ std::optional<PeerProcess> DecodePeerProcess(std::string_view text) {
 bool PeerProcessGone(const PeerProcess& p) {
   if (p.pid <= 0) return false;
   if (!p.boot_id.empty()) {
-    const std::string now = BootId();
+    const std::string& now = BootId();
     if (!now.empty() && now != p.boot_id) return true;
   }
   // EPERM: it runs, as another user.

@@ -1938,7 +1938,9 @@ void Server::OnOpenSession(Conn& c, const wire::OpenSession& m) {
   }
   live.fd = c.fd.get();
   live.broker_named = m.session.empty();
-  if (live.broker_named) {
+  // Only a sudo session waits for its recorder after a restart
+  // (RestoreSessions): only its recorder is described.
+  if (live.broker_named && m.recorder == "sudo") {
     live.recorder_process = EncodePeerProcess(
         options_.describe_peer ? options_.describe_peer(c.peer.pid) : DescribePeerProcess(c.peer.pid));
   }

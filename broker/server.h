@@ -86,8 +86,8 @@ struct ServerOptions {
   std::function<void()> on_stopping;
   std::function<bool()> draining;
   int64_t drain_nanos = int64_t{15} * 1'000'000'000;
-  // Describes the process that opens a broker-named session, so that after
-  // a restart its session can stop waiting once that process is gone
+  // Describes the sudo process that opens a broker-named sudo session, so
+  // that after a restart its session can stop waiting once it is gone
   // (peer_process.h); empty = DescribePeerProcess. Tests describe a process
   // of their own choosing.
   std::function<PeerProcess(pid_t)> describe_peer;
@@ -294,8 +294,9 @@ class Server {
     // Set by TerminateSession: told to the recorder, and again to a
     // recorder that resumes the session.
     std::optional<wire::SessionTerminated> terminated;
-    // EncodePeerProcess of the process that opened a broker-named session;
-    // empty if unknown (saved before schema 5, or another pid namespace).
+    // EncodePeerProcess of the sudo process that opened a broker-named sudo
+    // session; empty for other sessions and if unknown (saved before schema
+    // 5, or another pid namespace).
     std::string recorder_process;
   };
   std::map<std::string, LiveSession> sessions_;

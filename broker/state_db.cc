@@ -276,8 +276,8 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const std::string& path) {
     ASSIGN_OR_RETURN(schema, read_schema());
   }
   if (schema == "4") {
-    // Schema 5: the process that opened each session. Sessions saved before
-    // have none: restored, they wait for their recorder as before.
+    // Schema 5: the sudo process that opened each sudo session. Sessions
+    // saved before have none: restored, they wait for their recorder as before.
     RETURN_IF_ERROR(s->Exec(
         "BEGIN IMMEDIATE;"
         "ALTER TABLE sessions ADD COLUMN recorder_process TEXT NOT NULL DEFAULT '';"

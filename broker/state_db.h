@@ -107,9 +107,10 @@ class StateDb {
     // The broker named the session, so its recorder has no spool (one that
     // spools names its own). Sessions saved under schema 3 read false.
     bool broker_named = false;
-    // The process that opened the session (EncodePeerProcess), so that a
-    // restarted broker can tell whether it still runs; empty if unknown
-    // (sessions saved under schema 4, peers in another pid namespace).
+    // The sudo process that opened a sudo session (EncodePeerProcess), so
+    // that a restarted broker can tell whether it still runs; empty for
+    // other sessions and if unknown (saved under schema 4, peers in another
+    // pid namespace).
     std::string recorder_process;
   };
   // Inserts the session, or updates ended and next_index of a saved one

@@ -314,10 +314,9 @@ Status ParseRecords(ChunkParser& p, int64_t base_ns, std::vector<Record>* out) {
   if (p.done()) return p.Error(p.offset(), "a chunk needs at least one record");
   int64_t time = base_ns;
   bool first = true;
-  Record scratch;
   while (!p.done()) {
     Record rec;
-    RETURN_IF_ERROR(p.Next(first, &time, out != nullptr ? &rec : &scratch, out != nullptr));
+    RETURN_IF_ERROR(p.Next(first, &time, &rec, /*keep_data=*/out != nullptr));
     if (out != nullptr) out->push_back(std::move(rec));
     first = false;
   }

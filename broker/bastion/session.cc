@@ -1591,7 +1591,7 @@ int Session::Run() {
   ssh_event_add_session(ev, client_);
   int waited_ms = 0;
   while (!auth_failed_ && ssh_is_connected(client_) && !g_stop_requested) {
-    if (ssh_event_dopoll(ev, 100) == SSH_ERROR && !g_stop_requested) break;
+    if (ssh_event_dopoll(ev, 100) == SSH_ERROR) break;
     if (authenticated_ && started_) break;
     if (!rec_error_.ok()) break;
     if (authenticated_) {
