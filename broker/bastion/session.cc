@@ -55,7 +55,7 @@ using recorder::Stream;
 
 constexpr int kStatusRoundMs = 5000;  // a "still waiting" line at least this often
 constexpr int kFirstAnswerMs = 30'000;  // the broker's first answer, inside publickey auth
-constexpr long kUpstreamTimeoutSeconds = 30;  // connecting to the target (libssh)
+constexpr long kUpstreamTimeoutSeconds = 10;  // connecting to the target (libssh)
 constexpr int kPollMs = 50;           // relay loop tick
 constexpr int64_t kFlushIntervalMs = 100;
 constexpr int kCloseWaitSeconds = 15;  // for the client to answer our channel close
@@ -612,8 +612,7 @@ Status Session::ConnectUpstream(const wire::Decision& d) {
   if (up_ == nullptr) return InternalError("ssh_new failed");
   bool no = false;
   // For the TCP connection and then for each wait in the key exchange and
-  // authentication: a loaded target (dozens of logins at once) may take
-  // seconds to answer, and the person has already waited for approval.
+  // authentication.
   long timeout = kUpstreamTimeoutSeconds;
   unsigned int port = static_cast<unsigned int>(t.port);
   int strict = 0;
